@@ -1,0 +1,179 @@
+"""The frozen records that cross stage boundaries.
+
+    config ──Source──▶ schedule ──FetchJob──▶ fetch ──Fetched|NotModified──▶
+    parse ──ParsedFeed(ParsedItem…)──▶ dedupe ──Item…──▶ store ──Entry…──▶ write
+
+Every datetime here is timezone-aware. Nothing here is mutated after it is
+made; a stage that wants to change a record makes a new one
+(``dataclasses.replace``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class PollStatus(StrEnum):
+    """The word ``aggregator poll`` prints and the store keeps per source."""
+
+    NEVER = "never"
+    OK = "ok"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Category:
+    id: str  #: [a-z0-9-] id, also the feed's file stem (``kejiribao`` -> kejiribao.atom)
+    title: str  #: label written in every entry's <category label=…> and the feed title
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What the store remembers of one source between polls."""
+
+    source_id: str
+    url: str | None = None  #: URL after a confirmed permanent redirect; None = configured URL
+    etag: str | None = None
+    last_modified: str | None = None
+    validators_url: str | None = None  #: the URL the validators above belong to
+    last_poll_at: datetime | None = None
+    last_success_at: datetime | None = None
+    status: PollStatus = PollStatus.NEVER
+    error_kind: str | None = None
+    error_message: str | None = None
+    consecutive_failures: int = 0
+    next_due_at: datetime | None = None
+    item_count: int = 0
+    disabled_reason: str | None = None  #: set when a 410 disabled the source
+    redirect_url: str | None = None  #: permanent-redirect target seen, not yet trusted
+    redirect_seen: int = 0  #: how many polls in a row answered with redirect_url
+
+
+@dataclass(frozen=True, slots=True)
+class FetchJob:
+    """One request to make: where, and the validators to send back."""
+
+    source_id: str
+    url: str  #: the URL to request now (state.url or the configured one)
+    configured_url: str  #: what the admin wrote; decides the SSRF policy
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """A 200 answer with its (decompressed, size-capped) body."""
+
+    url: str  #: final URL after redirects
+    status: int
+    body: bytes
+    headers: Mapping[str, str]  #: lower-case names
+    fetched_at: datetime
+    elapsed: float  #: seconds
+    permanent_redirect: str | None = None  #: target when every hop was 301/308
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotModified:
+    """A 304 answer: nothing to parse, validators refreshed."""
+
+    url: str
+    headers: Mapping[str, str]
+    fetched_at: datetime
+    elapsed: float
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+FetchOutcome = Fetched | NotModified
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """One item as its document gave it; HTML is raw (not yet sanitized)."""
+
+    guid: str | None = None
+    link: str | None = None
+    title: str | None = None
+    content: str | None = None  #: HTML body as the source gave it
+    summary: str | None = None  #: HTML or text digest
+    author: str | None = None  #: original publisher / author name
+    published: datetime | None = None
+    updated: datetime | None = None
+    infocode: str | None = None  #: normalized (NW + 18 digits) where known
+    detail_url: str | None = None  #: JSON sources: where the full body is asked for
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    title: str | None
+    link: str | None
+    items: tuple[ParsedItem, ...]
+    ttl: timedelta | None = None  #: RSS <ttl>, a floor on the poll interval
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One source's version of an item, keyed and ready to store."""
+
+    key: str  #: identity across sources: ``ic:<infoCode>`` or ``src:<source>:…``
+    source_id: str
+    priority: int
+    title: str  #: never blank: taken from the text when the source gave none
+    link: str | None
+    guid: str | None
+    infocode: str | None
+    content_raw: str | None  #: HTML as given (Jekyll posts keep it byte for byte)
+    content_html: str | None  #: sanitized once (feeds)
+    summary_html: str | None  #: sanitized
+    author: str | None
+    published: datetime | None  #: None: the source dates nothing, the store uses first-seen
+    updated: datetime | None
+    categories: tuple[str, ...]  #: sorted category ids, publisher category included
+    content_hash: str  #: over what readers see; decides new/changed/same
+    detail_url: str | None = None
+    detail_pending: bool = False  #: body still to be asked for at the next poll
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A merged item as the writers see it."""
+
+    key: str
+    infocode: str | None
+    title: str
+    link: str | None
+    content_html: str | None
+    content_raw: str | None
+    summary_html: str | None
+    author: str | None
+    published: datetime
+    updated: datetime
+    categories: tuple[str, ...]
+    post_category: str | None = None  #: where the Jekyll post is filed (publisher first)
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateResult:
+    """What one poll of one source did; one line of ``aggregator poll``."""
+
+    source_id: str
+    status: PollStatus
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    error_kind: str | None = None
+    error_message: str | None = None
+    warnings: tuple[str, ...] = ()
+    changed_categories: frozenset[str] = field(default_factory=frozenset)
+    duration: float = 0.0
