@@ -235,3 +235,264 @@ class Config(Frozen):
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)
+
+
+# ---------------------------------------------------------------- loading
+
+_MAIN_TABLES = {"aggregator", "server", "limits", "categories", "sources", "posts"}
+_INCLUDE_TABLES = {"categories", "sources"}
+
+
+def resolve_config_path(arg: str | os.PathLike[str] | None) -> Path:
+    """``-c PATH``, else ``$AGGREGATOR_CONFIG``, else the first default that exists."""
+    if arg:
+        return Path(arg)
+    env = os.environ.get("AGGREGATOR_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_PATHS[-1]
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read, validate and freeze the main file and every include; raise ConfigError."""
+    main = Path(path).absolute()
+    problems: list[ConfigProblem] = []
+    doc = _read_toml(main, problems)
+    if doc is None:
+        raise ConfigError(problems)
+    lines = _KeyLines(main)
+    for key in sorted(set(doc) - _MAIN_TABLES):
+        problems.append(ConfigProblem(str(main), lines.find(key), key, "unknown key"))
+
+    sections: dict[str, Any] = {}
+    for name, model in (
+        ("aggregator", AggregatorSettings),
+        ("server", ServerSettings),
+        ("limits", Limits),
+        ("posts", PostsSettings),
+    ):
+        if name in doc:
+            sections[name] = _validate(model, doc[name], main, name, lines, problems)
+    settings = sections.get("aggregator") or AggregatorSettings()
+
+    categories: dict[str, CategoryConfig] = {}
+    sources: list[tuple[SourceConfig, Path, str]] = []
+    _collect(doc, main, lines, categories, sources, problems)
+
+    for pattern in _include_patterns(doc):
+        matches = sorted(glob.glob(str(main.parent / pattern)))
+        if not matches and not glob.has_magic(pattern):
+            problems.append(
+                ConfigProblem(str(main), lines.find("aggregator.include"), "aggregator.include",
+                              f"included file not found: {pattern}")
+            )
+        for name in matches:
+            inc = Path(name).absolute()
+            if inc == main:
+                continue
+            inc_doc = _read_toml(inc, problems)
+            if inc_doc is None:
+                continue
+            inc_lines = _KeyLines(inc)
+            for key in sorted(set(inc_doc) - _INCLUDE_TABLES):
+                problems.append(ConfigProblem(
+                    str(inc), inc_lines.find(key), key,
+                    "an included file may hold only [[sources]] and [categories.*]"))
+            _collect(inc_doc, inc, inc_lines, categories, sources, problems)
+
+    _cross_check(categories, sources, problems)
+    if problems:
+        raise ConfigError(problems)
+
+    base = main.parent
+    settings = settings.model_copy(update={
+        "database": _absolute_sqlite(settings.database, base),
+        "output_dir": base / settings.output_dir,
+    })
+    posts = sections.get("posts")
+    if isinstance(posts, PostsSettings):
+        posts = posts.model_copy(update={"dir": base / posts.dir})
+    return Config(
+        aggregator=settings,
+        server=sections.get("server") or ServerSettings(),
+        limits=sections.get("limits") or Limits(),
+        categories=categories,
+        sources=tuple(s for s, _, _ in sources),
+        posts=posts,
+        path=main,
+    )
+
+
+def _include_patterns(doc: dict[str, Any]) -> list[str]:
+    """Includes are followed even when [aggregator] has other problems, to report them all."""
+    raw = doc.get("aggregator", {})
+    include = raw.get("include", []) if isinstance(raw, dict) else []
+    return [p for p in include if isinstance(p, str)] if isinstance(include, list) else []
+
+
+def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+    try:
+        text = path.read_bytes().decode("utf-8")
+        return tomllib.loads(text)
+    except FileNotFoundError:
+        problems.append(ConfigProblem(str(path), None, "", "file not found"))
+    except UnicodeDecodeError as exc:
+        problems.append(ConfigProblem(str(path), None, "", f"not UTF-8: {exc}"))
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        problems.append(ConfigProblem(str(path), int(line.group(1)) if line else None, "",
+                                      f"TOML syntax: {exc}"))
+    except OSError as exc:
+        problems.append(ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}"))
+    return None
+
+
+def _collect(
+    doc: dict[str, Any],
+    path: Path,
+    lines: _KeyLines,
+    categories: dict[str, CategoryConfig],
+    sources: list[tuple[SourceConfig, Path, str]],
+    problems: list[ConfigProblem],
+) -> None:
+    raw_categories = doc.get("categories", {})
+    if not isinstance(raw_categories, dict):
+        problems.append(ConfigProblem(str(path), lines.find("categories"), "categories",
+                                      "must be a table of [categories.<id>]"))
+        raw_categories = {}
+    for cid, body in raw_categories.items():
+        key = f"categories.{cid}"
+        if not re.fullmatch(r"[a-z0-9_-]+", cid):
+            problems.append(ConfigProblem(str(path), lines.find(key), key,
+                                          "category id must match [a-z0-9_-]+"))
+            continue
+        cat = _validate(CategoryConfig, body, path, key, lines, problems)
+        if isinstance(cat, CategoryConfig):
+            if cid in categories and categories[cid] != cat:
+                problems.append(ConfigProblem(str(path), lines.find(key), key,
+                                              "category declared twice with different values"))
+            categories[cid] = cat
+    raw_sources = doc.get("sources", [])
+    if not isinstance(raw_sources, list):
+        problems.append(ConfigProblem(str(path), lines.find("sources"), "sources",
+                                      "must be an array of [[sources]] tables"))
+        return
+    for index, body in enumerate(raw_sources):
+        key = f"sources[{index}]"
+        source = _validate(SourceConfig, body, path, key, lines, problems)
+        if isinstance(source, SourceConfig):
+            sources.append((source, path, key))
+
+
+def _cross_check(
+    categories: dict[str, CategoryConfig],
+    sources: list[tuple[SourceConfig, Path, str]],
+    problems: list[ConfigProblem],
+) -> None:
+    seen: dict[str, tuple[Path, str]] = {}
+    for source, path, key in sources:
+        lines = _KeyLines(path)
+        if source.id in seen:
+            first_path, first_key = seen[source.id]
+            problems.append(ConfigProblem(
+                str(path), lines.find(f"{key}.id"), f"{key}.id",
+                f"duplicate source id {source.id!r} (first in {first_path} at {first_key})"))
+        else:
+            seen[source.id] = (path, key)
+        for cid in source.categories:
+            if cid not in categories:
+                problems.append(ConfigProblem(
+                    str(path), lines.find(f"{key}.categories"), f"{key}.categories",
+                    f"category {cid!r} is not declared (add a [categories.{cid}] table)"))
+
+
+def _validate(
+    model: type[BaseModel],
+    data: Any,
+    path: Path,
+    prefix: str,
+    lines: _KeyLines,
+    problems: list[ConfigProblem],
+) -> BaseModel | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+            key = f"{prefix}.{loc}" if loc else prefix
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(ConfigProblem(str(path), lines.find(key), key, msg))
+        return None
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    """A relative ``sqlite:///x.db`` is relative to the config file's folder."""
+    prefix = next((p for p in ("sqlite:///", "sqlite+pysqlite:///") if url.startswith(p)), None)
+    if prefix is None:
+        return url
+    rest = url[len(prefix):]
+    if not rest or rest.startswith("/") or rest.startswith(":memory:"):
+        return url
+    return prefix + str(base / rest)
+
+
+class _KeyLines:
+    """Maps dotted key paths (``sources[1].json.items``) to their line in a TOML file.
+
+    tomllib keeps no positions, so this walks the text once: table headers set
+    the prefix, ``key =`` lines record prefix + key. Good enough for messages.
+    """
+
+    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+    _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+    def __init__(self, path: Path) -> None:
+        self.lines: dict[str, int] = {}
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return
+        counters: dict[str, int] = {}
+        prefix = ""
+        for number, line in enumerate(text.splitlines(), start=1):
+            header = self._HEADER.match(line)
+            if header:
+                name = header.group(2).replace('"', "").replace("'", "")
+                if header.group(1) == "[[":
+                    counters[name] = counters.get(name, -1) + 1
+                    prefix = f"{name}[{counters[name]}]"
+                else:
+                    head, _, tail = name.partition(".")
+                    prefix = f"{head}[{counters[head]}].{tail}" if head in counters and tail else name
+                self.lines.setdefault(prefix, number)
+                continue
+            key = self._KEY.match(line)
+            if key:
+                name = key.group(1).replace('"', "").replace("'", "")
+                self.lines.setdefault(f"{prefix}.{name}" if prefix else name, number)
+
+    def find(self, key: str) -> int | None:
+        """The line of ``key``, else of its nearest enclosing key or table."""
+        key = key.replace(".json_.", ".json.").replace(".json_", ".json")
+        while key:
+            if key in self.lines:
+                return self.lines[key]
+            cut = max(key.rfind("."), key.rfind("["))
+            key = key[:cut] if cut > 0 else ""
+        return None
+
+
+def check_paths(paths: Sequence[str | os.PathLike[str]]) -> list[ConfigProblem]:
+    """Validate config files; returns every problem (empty when all are valid)."""
+    problems: list[ConfigProblem] = []
+    for p in paths:
+        try:
+            load_config(p)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    return problems
