@@ -1,0 +1,185 @@
+"""ParsedItem -> Item: identity, change hash, title fallback, publisher category.
+
+Everything here is pure (no network, no database), so it is tested with
+tables. Identity has one fallback chain, in this order:
+
+    infoCode            ic:<infoCode>           shared by every source
+    guid                src:<source>:guid:<guid>
+    link                src:<source>:link:<link>
+    title + date        src:<source>:th:<sha1>
+
+A guid repeated inside one document with different content gets ``#<n>``
+appended so distinct posts never collapse; an exact repeat is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pypinyin import lazy_pinyin
+
+from aggregator.config import SourceConfig
+from aggregator.model import Category, Item, ParsedFeed, ParsedItem
+from aggregator.sanitize import clean_html, text_of
+
+TITLE_FROM_TEXT_MAX = 80
+_TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Deduped:
+    """The items of one document, keyed, plus what was skipped and why."""
+
+    items: tuple[Item, ...]
+    categories: tuple[Category, ...]  #: publisher categories these items file under
+    warnings: tuple[str, ...]
+    skipped: int
+
+
+def publisher_category(name: str | None) -> Category | None:
+    """科技日报 -> Category("kejiribao", "科技日报新闻"), as the original site filed posts."""
+    if not name or not name.strip():
+        return None
+    name = name.strip()
+    parts = []
+    for syllable in lazy_pinyin(name):
+        parts.append(re.sub(r"[^a-z0-9]+", "-", syllable.lower()))
+    ident = re.sub(r"-{2,}", "-", "".join(parts)).strip("-")
+    if not ident:
+        return None
+    return Category(ident[:100], f"{name}新闻")
+
+
+def item_key(source_id: str, item: ParsedItem) -> str:
+    """The identity of an item, by the fallback chain in the module docstring."""
+    if item.infocode:
+        return f"ic:{item.infocode}"
+    if item.guid:
+        return f"src:{source_id}:guid:{item.guid.strip()}"
+    if item.link:
+        return f"src:{source_id}:link:{item.link.strip()}"
+    stamp = item.published.isoformat() if item.published else ""
+    digest = hashlib.sha1(f"{item.title or ''}|{stamp}".encode()).hexdigest()
+    return f"src:{source_id}:th:{digest}"
+
+
+def content_hash(item: ParsedItem, categories: Sequence[str]) -> str:
+    """A hash over what readers see; tracking parameters and feed-level noise left out."""
+    fields = [
+        item.title or "",
+        _without_tracking(item.link) or "",
+        item.content or "",
+        item.summary or "",
+        item.author or "",
+        item.published.isoformat() if item.published else "",
+        item.updated.isoformat() if item.updated else "",
+        sorted(categories),
+    ]
+    blob = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def title_from_text(item: ParsedItem) -> str | None:
+    """The item's title, else the start of its text (plain, at most 80 characters)."""
+    if item.title and item.title.strip():
+        return " ".join(item.title.split())
+    text = text_of(item.content or item.summary or "")
+    if not text:
+        return None
+    if len(text) <= TITLE_FROM_TEXT_MAX:
+        return text
+    return text[: TITLE_FROM_TEXT_MAX - 1].rstrip() + "…"
+
+
+def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
+    """Key every item of one document and drop what must not be written."""
+    dated = any(p.published or p.updated for p in feed.items)
+    items: list[Item] = []
+    warnings: list[str] = list(feed.warnings)
+    publishers: dict[str, Category] = {}
+    seen: dict[str, str] = {}  # key -> content hash of its first occurrence
+    skipped = 0
+    for position, parsed in enumerate(feed.items, start=1):
+        title = title_from_text(parsed)
+        if title is None:
+            skipped += 1
+            warnings.append(f"{source.id}: item {position} has neither title nor text; skipped")
+            continue
+        if dated and not (parsed.published or parsed.updated):
+            skipped += 1
+            warnings.append(f"{source.id}: item {position} ({title[:40]!r}) has no date; skipped")
+            continue
+        categories = list(source.categories)
+        if source.category_from == "author":
+            publisher = publisher_category(parsed.author)
+            if publisher:
+                publishers[publisher.id] = publisher
+                categories.append(publisher.id)
+        cats = tuple(sorted(set(categories)))
+        if not cats:
+            skipped += 1
+            warnings.append(f"{source.id}: item {position} ({title[:40]!r}) has no category; skipped")
+            continue
+        digest = content_hash(replace(parsed, title=title), cats)
+        key = item_key(source.id, parsed)
+        if key in seen:
+            if seen[key] == digest:
+                continue
+            n = 2
+            while f"{key}#{n}" in seen:
+                n += 1
+            key = f"{key}#{n}"
+        seen[key] = digest
+        items.append(to_item(source, parsed, key=key, title=title, categories=cats, digest=digest))
+    return Deduped(tuple(items), tuple(publishers.values()), tuple(warnings), skipped)
+
+
+def to_item(
+    source: SourceConfig,
+    parsed: ParsedItem,
+    *,
+    key: str,
+    title: str,
+    categories: tuple[str, ...],
+    digest: str,
+) -> Item:
+    published = parsed.published or parsed.updated
+    return Item(
+        key=key,
+        source_id=source.id,
+        priority=source.priority,
+        title=title,
+        link=parsed.link,
+        guid=parsed.guid,
+        infocode=parsed.infocode,
+        content_raw=parsed.content,
+        content_html=clean_html(parsed.content),
+        summary_html=clean_html(parsed.summary),
+        author=parsed.author.strip() if parsed.author and parsed.author.strip() else None,
+        published=published,
+        updated=parsed.updated or published,
+        categories=categories,
+        content_hash=digest,
+        detail_url=parsed.detail_url,
+        detail_pending=bool(parsed.detail_url),
+    )
+
+
+def with_detail(item: Item, body: str | None) -> Item:
+    """The item with the body its detail request gave (None: still pending)."""
+    if body is None:
+        return replace(item, detail_pending=True)
+    return replace(item, content_raw=body, content_html=clean_html(body), detail_pending=False)
+
+
+def _without_tracking(link: str | None) -> str | None:
+    if not link or "?" not in link:
+        return link
+    parts = urlsplit(link)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    return urlunsplit(parts._replace(query=urlencode(query)))

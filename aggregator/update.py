@@ -1,0 +1,241 @@
+"""One source end to end. The pipeline, top to bottom:
+
+    1. job       state -> FetchJob (validators only for the URL they belong to)
+    2. fetch     conditional GET; 304 -> save validators, next due, done
+    3. parse     bytes -> ParsedFeed (feed or JSON API)
+    4. dedupe    ParsedFeed -> keyed Items; drop what must not be written
+    5. decide    new / changed / same against the stored versions
+    6. detail    JSON sources: one more request per new, changed or pending item
+    7. store     one transaction: versions upserted, merged items re-merged
+    8. state     status, error, validators, redirect, next due; lease released
+
+Any failure in 2-3 leaves every stored item as it was: a source serving an
+empty or broken document changes nothing but its own state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from aggregator import schedule
+from aggregator.config import Config, SourceConfig
+from aggregator.dedupe import Deduped, dedupe_feed, with_detail
+from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
+from aggregator.fetch import Fetcher
+from aggregator.model import (
+    FetchJob,
+    Fetched,
+    Item,
+    NotModified,
+    ParsedFeed,
+    PollStatus,
+    SourceState,
+    UpdateResult,
+)
+from aggregator.parse import parse_detail, parse_feed, parse_json_api
+from aggregator.store import Store
+
+log = logging.getLogger("aggregator.update")
+
+
+@dataclass(frozen=True)
+class UpdateContext:
+    """What one poll needs, passed in (never global)."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    clock: Callable[[], datetime]
+    rand: random.Random
+    owner: str | None = None  #: lease owner to release after the poll
+
+
+def fetch_job(source: SourceConfig, state: SourceState) -> FetchJob:
+    url = state.url or source.url
+    same = state.validators_url == url
+    return FetchJob(
+        source_id=source.id,
+        url=url,
+        configured_url=source.url,
+        etag=state.etag if same else None,
+        last_modified=state.last_modified if same else None,
+    )
+
+
+def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) -> UpdateResult:
+    """Poll one source; never raises for the source's own faults."""
+    started = time.monotonic()
+    now = ctx.clock()
+    interval = ctx.config.interval(source)
+    try:
+        outcome = ctx.fetcher.fetch(fetch_job(source, state))
+        if isinstance(outcome, NotModified):
+            state = _succeeded(ctx, source, state, now, outcome.url, outcome.etag,
+                               outcome.last_modified, None, outcome.headers, None, interval)
+            ctx.store.save_state(replace(state, status=PollStatus.UNCHANGED),
+                                 release_lease_of=ctx.owner)
+            return UpdateResult(source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started)
+        feed = _parse(ctx, source, outcome)
+        deduped = dedupe_feed(source, feed)
+        items, unchanged, warnings = _decide_and_detail(ctx, source, deduped)
+        if deduped.categories:
+            ctx.store.ensure_categories(deduped.categories)
+        applied = ctx.store.apply_items(source.id, items, now)
+        state = _succeeded(ctx, source, state, now, outcome.url, outcome.etag,
+                           outcome.last_modified, outcome.permanent_redirect, outcome.headers,
+                           feed.ttl, interval)
+        ctx.store.save_state(replace(state, status=PollStatus.OK), release_lease_of=ctx.owner)
+        for warning in warnings:
+            log.warning("%s", warning)
+        return UpdateResult(
+            source.id,
+            PollStatus.OK,
+            new=applied.new,
+            updated=applied.updated,
+            unchanged=unchanged + applied.unchanged,
+            skipped=deduped.skipped,
+            warnings=tuple(warnings),
+            changed_categories=frozenset(applied.changed_categories),
+            duration=time.monotonic() - started,
+        )
+    except (FetchError, ParseError) as exc:
+        state = _failed(ctx, source, state, now, exc, interval)
+        ctx.store.save_state(state, release_lease_of=ctx.owner)
+        return UpdateResult(source.id, PollStatus.FAILED, error_kind=exc.kind,
+                            error_message=str(exc), duration=time.monotonic() - started)
+
+
+def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
+    cfg = ctx.config
+    if source.type == "json":
+        assert source.json_ is not None
+        return parse_json_api(fetched, source.json_, tz=cfg.aggregator.tz,
+                              max_items=cfg.limits.max_items_per_fetch)
+    return parse_feed(fetched, tz=cfg.aggregator.tz, infocode_pattern=source.infocode_pattern,
+                      max_items=cfg.limits.max_items_per_fetch,
+                      timeout=cfg.limits.parse_timeout.total_seconds())
+
+
+def _decide_and_detail(
+    ctx: UpdateContext, source: SourceConfig, deduped: Deduped
+) -> tuple[list[Item], int, list[str]]:
+    """Keep new, changed and body-pending items; fetch bodies within the per-poll budget."""
+    known = ctx.store.known_versions(source.id, [i.key for i in deduped.items])
+    warnings = list(deduped.warnings)
+    detail = source.json_.detail if source.json_ else None
+    budget = ctx.config.limits.max_details_per_poll
+    keep: list[Item] = []
+    unchanged = 0
+    for item in deduped.items:
+        before = known.get(item.key)
+        if before and before.content_hash == item.content_hash and not (
+            detail and before.detail_pending
+        ):
+            unchanged += 1
+            continue
+        if detail and item.detail_url:
+            body: str | None = None
+            if budget > 0:
+                budget -= 1
+                body = _fetch_detail(ctx, source, item, warnings)
+            else:
+                warnings.append(f"{source.id}: detail budget spent; {item.key} waits for next poll")
+            item = with_detail(item, body)
+            if body is None and before is not None and before.content_raw:
+                item = replace(item, content_raw=before.content_raw,
+                               content_html=before.content_html)
+        keep.append(item)
+    return keep, unchanged, warnings
+
+
+def _fetch_detail(
+    ctx: UpdateContext, source: SourceConfig, item: Item, warnings: list[str]
+) -> str | None:
+    assert source.json_ is not None and source.json_.detail is not None and item.detail_url
+    try:
+        fetched = ctx.fetcher.fetch(
+            FetchJob(source_id=source.id, url=item.detail_url, configured_url=source.url)
+        )
+        if isinstance(fetched, NotModified):
+            return None
+        return parse_detail(fetched.body, fetched.headers, source.json_.detail.content)
+    except AggregatorError as exc:
+        warnings.append(f"{source.id}: detail request for {item.key} failed ({exc}); "
+                        "kept the list's text, will ask again next poll")
+        return None
+
+
+def _succeeded(
+    ctx: UpdateContext,
+    source: SourceConfig,
+    state: SourceState,
+    now: datetime,
+    url: str,
+    etag: str | None,
+    last_modified: str | None,
+    permanent_redirect: str | None,
+    headers: Mapping[str, str],
+    ttl: timedelta | None,
+    interval: timedelta,
+) -> SourceState:
+    limits = ctx.config.limits
+    current = state.url or source.url
+    moved_to, seen = None, 0
+    if permanent_redirect and permanent_redirect != current:
+        seen = state.redirect_seen + 1 if state.redirect_url == permanent_redirect else 1
+        moved_to = permanent_redirect
+    new_url = state.url
+    if moved_to and seen >= limits.redirect_confirmations:
+        log.info("%s: moved permanently to %s (seen %d times)", source.id, moved_to, seen)
+        new_url, moved_to, seen = moved_to, None, 0
+    floor = schedule.interval_floor(headers, ttl, now)
+    return replace(
+        state,
+        url=new_url,
+        etag=etag,
+        last_modified=last_modified,
+        validators_url=url,
+        last_poll_at=now,
+        last_success_at=now,
+        error_kind=None,
+        error_message=None,
+        consecutive_failures=0,
+        redirect_url=moved_to,
+        redirect_seen=seen,
+        next_due_at=schedule.next_poll(now, interval, floor=floor, retry_after=None,
+                                       consecutive_failures=0, limits=limits, rand=ctx.rand),
+    )
+
+
+def _failed(
+    ctx: UpdateContext,
+    source: SourceConfig,
+    state: SourceState,
+    now: datetime,
+    exc: FetchError | ParseError,
+    interval: timedelta,
+) -> SourceState:
+    limits = ctx.config.limits
+    counted = not isinstance(exc, RateLimited)
+    failures = state.consecutive_failures + (1 if counted else 0)
+    retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+    disabled = f"410 Gone at {now.isoformat()}: source disabled" if isinstance(exc, Gone) else None
+    if disabled:
+        log.error("%s: %s", source.id, disabled)
+    return replace(
+        state,
+        last_poll_at=now,
+        status=PollStatus.DISABLED if disabled else PollStatus.FAILED,
+        error_kind=exc.kind,
+        error_message=str(exc)[:1000],
+        consecutive_failures=failures,
+        disabled_reason=disabled or state.disabled_reason,
+        next_due_at=schedule.next_poll(now, interval, floor=None, retry_after=retry_after,
+                                       consecutive_failures=failures, limits=limits,
+                                       rand=ctx.rand),
+    )
