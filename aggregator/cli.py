@@ -1,0 +1,138 @@
+"""Arguments -> calls. No logic of its own beyond exit codes and printing."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from aggregator.config import Config, load_config, resolve_config_path
+from aggregator.errors import ConfigError, StoreError
+
+CONFIG_HELP = "config file (else $AGGREGATOR_CONFIG, /etc/aggregator/aggregator.toml, ./config/aggregator.toml)"
+config_option = click.option("-c", "--config", "config_path", type=click.Path(), help=CONFIG_HELP)
+
+
+def _load(config_path: str | None) -> Config:
+    path = resolve_config_path(config_path)
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="aggregator")
+def main() -> None:
+    """Feed aggregator: polls sources, merges items by infoCode, writes Atom feeds."""
+    from aggregator.logs import setup_logging
+
+    setup_logging()
+
+
+@main.command()
+@config_option
+def run(config_path: str | None) -> None:
+    """The daemon: poll every source at its interval, write feeds, serve HTTP."""
+    from aggregator.daemon import run_daemon
+
+    path = resolve_config_path(config_path)
+    config = _load(config_path)
+    sys.exit(run_daemon(path, config))
+
+
+@main.command()
+@config_option
+@click.option("--source", "source_ids", multiple=True, metavar="ID", help="poll only this source")
+def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
+    """Poll every (or the named) source once, store, write the feeds."""
+    from aggregator.poll import poll_once
+
+    config = _load(config_path)
+    unknown = [s for s in source_ids if config.source(s) is None]
+    if unknown:
+        raise click.UsageError(f"unknown source id: {', '.join(unknown)}")
+    try:
+        results = poll_once(config, source_ids or None, progress=sys.stderr.isatty())
+    except StoreError as exc:
+        click.echo(f"database error: {exc}", err=True)
+        sys.exit(1)
+    for result in results:
+        click.echo(format_result(result))
+    sys.exit(1 if any(r.status == "failed" for r in results) else 0)
+
+
+def format_result(result: object) -> str:
+    from aggregator.model import PollStatus, UpdateResult
+
+    assert isinstance(result, UpdateResult)
+    if result.status == PollStatus.FAILED:
+        return f"{result.source_id} failed {result.error_kind}: {result.error_message}"
+    if result.status == PollStatus.UNCHANGED:
+        return f"{result.source_id} unchanged"
+    text = (
+        f"{result.source_id} ok new={result.new} updated={result.updated} "
+        f"unchanged={result.unchanged} skipped={result.skipped}"
+    )
+    if result.warnings:
+        text += f" warnings={len(result.warnings)}"
+    return text
+
+
+@main.command()
+@config_option
+def build(config_path: str | None) -> None:
+    """Rewrite every output from the store; polls nothing."""
+    from aggregator.outputs import write_outputs
+    from aggregator.store import Store
+
+    config = _load(config_path)
+    try:
+        store = Store.open(config.aggregator.database)
+        store.sync_config(config)
+        written = write_outputs(config, store, None)
+    except StoreError as exc:
+        click.echo(f"database error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"wrote {written.written} files, {written.unchanged} unchanged")
+
+
+@main.command()
+@config_option
+def serve(config_path: str | None) -> None:
+    """HTTP only, no polling."""
+    from aggregator.serve import serve_forever
+
+    config = _load(config_path)
+    sys.exit(serve_forever(config))
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: str | None) -> None:
+    """Validate the config and every included file."""
+    path = resolve_config_path(config_path)
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem))
+        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        sys.exit(2)
+    click.echo(f"{path}: ok ({len(config.sources)} sources, {len(config.categories)} categories)")
+
+
+@main.command()
+@config_option
+def sources(config_path: str | None) -> None:
+    """A table of sources and their health."""
+    from aggregator.status import print_sources_table
+
+    config = _load(config_path)
+    print_sources_table(config)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,113 @@
+"""Poll a set of sources concurrently, then write what changed.
+
+Shared by ``aggregator poll`` (every source once) and the daemon's dispatcher
+(the sources that are due). Fetches run in a bounded thread pool; the
+fetcher itself keeps the per-host limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import UTC, datetime
+
+from aggregator.config import Config, SourceConfig
+from aggregator.fetch import Fetcher
+from aggregator.model import PollStatus, SourceState, UpdateResult
+from aggregator.outputs import write_outputs
+from aggregator.store import Store
+from aggregator.update import UpdateContext, update_source
+
+log = logging.getLogger("aggregator.poll")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def open_store(config: Config) -> Store:
+    """Open (and migrate) the database, and make it know the configured sources."""
+    store = Store.open(config.aggregator.database)
+    store.sync_config(
+        config.sources,
+        [c for c in (config.category(cid) for cid in config.categories) if c is not None],
+        utcnow(),
+    )
+    return store
+
+
+def pollable(config: Config, states: dict[str, SourceState], ids: Iterable[str] | None) -> list[SourceConfig]:
+    """The named sources, else every enabled source not disabled by a 410."""
+    if ids is not None:
+        wanted = set(ids)
+        return [s for s in config.sources if s.id in wanted]
+    return [
+        s
+        for s in config.sources
+        if s.enabled and not (states.get(s.id) and states[s.id].disabled_reason)
+    ]
+
+
+def poll_sources(
+    ctx: UpdateContext,
+    sources: Sequence[SourceConfig],
+    states: dict[str, SourceState],
+    on_result: Callable[[UpdateResult], None] | None = None,
+) -> list[UpdateResult]:
+    """Run update_source over ``sources`` in a bounded pool; results in the given order."""
+    results: dict[str, UpdateResult] = {}
+    workers = max(1, min(ctx.config.limits.workers, len(sources)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
+        futures = {
+            pool.submit(update_source, ctx, s, states.get(s.id) or SourceState(s.id)): s
+            for s in sources
+        }
+        for future in as_completed(futures):
+            source = futures[future]
+            try:
+                result = future.result()
+            except Exception as exc:  # a bug or a dead database: report, keep the others
+                log.exception("%s: poll crashed", source.id)
+                result = UpdateResult(source.id, PollStatus.FAILED, error_kind="internal",
+                                      error_message=f"{type(exc).__name__}: {exc}")
+            _log_result(result)
+            results[source.id] = result
+            if on_result:
+                on_result(result)
+    return [results[s.id] for s in sources]
+
+
+def _log_result(r: UpdateResult) -> None:
+    level = logging.WARNING if r.status == PollStatus.FAILED else logging.INFO
+    log.log(
+        level,
+        "poll source=%s status=%s new=%d updated=%d unchanged=%d skipped=%d duration=%.3f%s",
+        r.source_id, r.status.value, r.new, r.updated, r.unchanged, r.skipped, r.duration,
+        f" error={r.error_kind} message={r.error_message!r}" if r.error_kind else "",
+    )
+
+
+def poll_once(config: Config, ids: Sequence[str] | None, *, progress: bool = False) -> list[UpdateResult]:
+    """``aggregator poll``: every (or the named) source once, then write the outputs."""
+    store = open_store(config)
+    try:
+        states = {s.source_id: s for s in store.states()}
+        sources = pollable(config, states, ids)
+        ctx = UpdateContext(config, store, Fetcher(config.limits), utcnow, random.Random())
+        if progress and sources:
+            from rich.progress import Progress
+
+            with Progress(transient=True) as bar:
+                task = bar.add_task("polling", total=len(sources))
+                results = poll_sources(ctx, sources, states, lambda _: bar.advance(task))
+        else:
+            results = poll_sources(ctx, sources, states)
+        changed: set[str] = set()
+        for r in results:
+            changed |= r.changed_categories
+        write_outputs(config, store, changed)
+        return results
+    finally:
+        store.close()

@@ -1,0 +1,119 @@
+"""Make untrusted text safe to publish: an HTML allowlist, XML-legal characters, plain text.
+
+Every body a source gives is hostile until it went through :func:`clean_html`;
+every string written into XML goes through :func:`strip_illegal_xml` (lxml
+refuses the rest, and a feed reader would refuse the whole feed).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import overload
+
+import nh3
+
+#: Tags kept (their text is kept either way); anything else is unwrapped.
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        # text
+        "p", "br", "hr", "span", "div", "b", "strong", "i", "em", "u", "s", "del", "ins",
+        "mark", "small", "sub", "sup", "abbr", "cite", "q", "dfn", "kbd", "samp", "var", "time",
+        # links and images
+        "a", "img",
+        # headings, quotes, code
+        "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "code",
+        # lists
+        "ul", "ol", "li", "dl", "dt", "dd",
+        # tables
+        "table", "caption", "thead", "tbody", "tfoot", "tr", "th", "td", "colgroup", "col",
+        # figures
+        "figure", "figcaption",
+    }
+)  # fmt: skip
+
+#: Removed together with everything inside them.
+DROPPED_WITH_CONTENT: frozenset[str] = frozenset(
+    {
+        "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet",
+        "noscript", "template", "svg", "math", "form", "textarea", "select", "button",
+        "title", "head",
+    }
+)  # fmt: skip
+
+#: Attributes kept per tag; no ``style``, no ``class``, no ``on*`` handlers anywhere.
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "a": {"href", "title", "hreflang"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "blockquote": {"cite"},
+    "q": {"cite"},
+    "del": {"cite", "datetime"},
+    "ins": {"cite", "datetime"},
+    "time": {"datetime"},
+    "ol": {"start", "reversed", "type"},
+    "li": {"value"},
+    "th": {"colspan", "rowspan", "scope", "headers", "align"},
+    "td": {"colspan", "rowspan", "headers", "align"},
+    "col": {"span"},
+    "colgroup": {"span"},
+}
+
+#: Schemes allowed in ``href``/``src``/``cite``; relative URLs pass as they are.
+URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
+_IMG_SCHEMES = ("http:", "https:", "//")
+
+# XML 1.0 Char production (https://www.w3.org/TR/xml/#charsets), negated.
+_ILLEGAL_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# A space before block-level tags, so "<p>a</p><p>b</p>" reads "a b", not "ab".
+_BLOCK_TAG = re.compile(
+    r"<(?=/?(?:p|div|br|hr|li|dt|dd|tr|td|th|h[1-6]|blockquote|pre|figure|figcaption|table"
+    r"|ul|ol|dl|caption|section|article|header|footer)\b)",
+    re.IGNORECASE,
+)
+_SPACES = re.compile(r"\s+")
+
+
+def strip_illegal_xml(text: str) -> str:
+    """Drop characters XML 1.0 forbids: C0 controls but tab/LF/CR, lone surrogates, U+FFFE/FFFF."""
+    return _ILLEGAL_XML.sub("", text)
+
+
+def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
+    # One scheme list serves every URL attribute in nh3; images get the narrower one.
+    if tag == "img" and attribute == "src" and not value.strip().lower().startswith(_IMG_SCHEMES):
+        return None
+    return value
+
+
+@overload
+def clean_html(html: str) -> str: ...
+@overload
+def clean_html(html: None) -> None: ...
+def clean_html(html: str | None) -> str | None:
+    """Sanitize HTML against the allowlist above; links get ``rel="noopener noreferrer"``."""
+    if html is None:
+        return None
+    cleaned = nh3.clean(
+        strip_illegal_xml(html),
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROPPED_WITH_CONTENT),
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        url_schemes=set(URL_SCHEMES),
+        link_rel="noopener noreferrer",
+        strip_comments=True,
+    )
+    return strip_illegal_xml(cleaned)
+
+
+def text_of(html_text: str | None) -> str:
+    """Plain text of an HTML fragment: tags gone, entities decoded, whitespace collapsed."""
+    if not html_text:
+        return ""
+    spaced = _BLOCK_TAG.sub(" <", strip_illegal_xml(html_text))
+    bare = nh3.clean(
+        spaced, tags=set(), clean_content_tags=set(DROPPED_WITH_CONTENT), strip_comments=True
+    )
+    text = html.unescape(bare)
+    return _SPACES.sub(" ", strip_illegal_xml(text)).strip()

@@ -1,0 +1,63 @@
+"""``aggregator sources``: what every source is doing, as a table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from aggregator.config import Config
+from aggregator.model import SourceState
+
+
+def _when(value: datetime | None, tz: ZoneInfo) -> str:
+    return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[str, ...]]:
+    """One row per configured source: the columns of the contract, as text."""
+    tz = config.aggregator.tz
+    rows = []
+    for source in config.sources:
+        state = states.get(source.id) or SourceState(source.id)
+        cats = ",".join(source.categories) + (" +author" if source.category_from else "")
+        status = state.status.value
+        if not source.enabled:
+            status = "disabled (config)"
+        elif state.disabled_reason:
+            status = "disabled"
+        error = ""
+        if state.error_kind:
+            error = f"{state.error_kind}: {state.error_message or ''}"
+            if state.consecutive_failures > 1:
+                error += f" (x{state.consecutive_failures})"
+        if state.disabled_reason:
+            error = state.disabled_reason
+        next_poll = "-" if not source.enabled or state.disabled_reason else _when(state.next_due_at, tz)
+        rows.append((source.id, cats, _when(state.last_poll_at, tz), status, error,
+                     str(state.item_count), next_poll))
+    return rows
+
+
+def print_sources_table(config: Config, console: Console | None = None) -> None:
+    from aggregator.poll import open_store
+
+    store = open_store(config)
+    try:
+        states = {s.source_id: s for s in store.states()}
+    finally:
+        store.close()
+    table = Table(title=f"sources ({config.path})", expand=False)
+    for name in ("id", "categories", "last poll", "status", "error", "items", "next poll"):
+        table.add_column(name, overflow="fold")
+    for row in source_rows(config, states):
+        table.add_row(*row, style="red" if row[3] in ("failed", "disabled") else None)
+    (console or Console(width=200 if not _tty() else None)).print(table)
+
+
+def _tty() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
