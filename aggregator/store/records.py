@@ -1,0 +1,41 @@
+"""The records the store hands out; never an ORM row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    """A category as the writers list it."""
+
+    id: str
+    title: str
+    description: str | None
+    origin: str  #: "config" (declared) or "publisher" (found in items)
+    entry_count: int = 0
+    updated: datetime | None = None  #: newest ``updated`` of its entries
+
+
+@dataclass(frozen=True, slots=True)
+class KnownVersion:
+    """What the store holds of one source's version, for the new/changed/same decision."""
+
+    key: str
+    content_hash: str
+    detail_pending: bool
+    content_raw: str | None  #: the body kept so far (a detail request may have given it)
+    content_html: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What one ``apply_items`` did, counted over the source's own versions."""
+
+    new: int = 0  #: versions this source had not carried before
+    updated: int = 0  #: versions whose content changed
+    unchanged: int = 0  #: versions seen again as they were
+    tombstoned: int = 0  #: items skipped because they were pruned earlier
+    changed_categories: frozenset[str] = field(default_factory=frozenset)
+    changed_keys: frozenset[str] = field(default_factory=frozenset)  #: merged items written

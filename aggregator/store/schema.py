@@ -1,0 +1,194 @@
+"""The tables, as SQLAlchemy Core metadata; migrations/ builds the same schema.
+
+    sources ─┐                       categories ── category_changes
+             └─< item_versions >── items ─< item_categories
+                                   tombstones        meta (change counter)
+
+``items`` holds one merged row per key; ``item_versions`` says which sources
+carried it and what each said (the merge reads only these). Every timestamp
+is stored as UTC and read back aware.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.sql.expression import false, true
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive UTC text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: every datetime must be aware")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+#: integer primary key: a rowid alias on SQLite, 64-bit elsewhere
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("configured_url", Text, nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False, server_default=true()),
+    Column("url", Text),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("validators_url", Text),
+    Column("last_poll_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("status", String(16), nullable=False, server_default="never"),
+    Column("error_kind", String(64)),
+    Column("error_message", Text),
+    Column("consecutive_failures", Integer, nullable=False, server_default="0"),
+    Column("next_due_at", UTCDateTime),
+    Column("item_count", Integer, nullable=False, server_default="0"),
+    Column("disabled_reason", Text),
+    Column("redirect_url", Text),
+    Column("redirect_seen", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", String(200)),
+    Column("lease_expires_at", UTCDateTime),
+    Index(None, "next_due_at"),
+)
+
+categories = Table(
+    "categories",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("description", Text),
+    Column("origin", String(16), nullable=False),  # 'config' | 'publisher'
+    Column("publisher", Boolean, nullable=False, server_default=false()),  # some item's publisher
+    Column("position", Integer),  # order in the config; None for publisher categories
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("infocode", String(64)),
+    Column("title", Text, nullable=False),
+    Column("link", Text),
+    Column("content_html", Text),
+    Column("content_raw", Text),
+    Column("summary_html", Text),
+    Column("author", Text),
+    Column("published", UTCDateTime, nullable=False),
+    Column("updated", UTCDateTime, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("post_category", String(100)),
+)
+
+item_versions = Table(
+    "item_versions",
+    metadata,
+    Column("source_id", String(100), ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("guid", Text),
+    Column("link", Text),
+    Column("infocode", String(64)),
+    Column("title", Text, nullable=False),
+    Column("content_raw", Text),
+    Column("content_html", Text),
+    Column("summary_html", Text),
+    Column("author", Text),
+    Column("published", UTCDateTime),
+    Column("updated", UTCDateTime),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("categories", JSON, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("detail_url", Text),
+    Column("detail_pending", Boolean, nullable=False, server_default=false()),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_seen", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("source_id", "key"),
+    Index(None, "item_id"),
+)
+
+item_categories = Table(
+    "item_categories",
+    metadata,
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("category_id", String(100), nullable=False),
+    Column("published", UTCDateTime, nullable=False),
+    Column("key", Text, nullable=False),
+    PrimaryKeyConstraint("item_id", "category_id"),
+)
+
+#: newest first by published, ties by key: the order of every feed (entries())
+Index("ix_items_newest", items.c.published.desc(), items.c.key)
+Index(
+    "ix_item_categories_newest",
+    item_categories.c.category_id,
+    item_categories.c.published.desc(),
+    item_categories.c.key,
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("pruned_at", UTCDateTime, nullable=False),
+)
+
+#: one row, name='changes': bumped once per transaction that changed any feed
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+#: per category: the value of meta 'changes' when its entries last changed
+category_changes = Table(
+    "category_changes",
+    metadata,
+    Column("category_id", String(100), primary_key=True),
+    Column("counter", BigInteger, nullable=False),
+)

@@ -1,0 +1,157 @@
+"""Entries -> Atom 1.0 bytes (RFC 4287), the same bytes for the same entries.
+
+Built with feedgen, with its three traps handled: ``add_entry`` prepends
+unless ``order="append"``; feed and entry ``updated`` default to now (always
+set here, so nothing depends on the clock); and ``FeedEntry.atom_entry``
+drops every attribute of an entry's ``<link>`` but ``href`` (feedgen 1.0
+shadows the link dict with the element it builds), so ``rel`` is put back
+after rendering, on the re-parsed tree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from aggregator import HOMEPAGE, __version__
+from aggregator.config import AggregatorSettings
+from aggregator.model import Category, Entry
+from aggregator.sanitize import strip_illegal_xml
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+ATOM_TYPE = "application/atom+xml"
+ALL_FEED = "all"  #: stem of the feed over every category (``all.atom``)
+#: xml:lang when the settings name no language (the sources are Chinese news)
+DEFAULT_LANG = "zh-CN"
+
+_A = f"{{{ATOM_NS}}}"
+_PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, huge_tree=True)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """What one Atom file says about itself, apart from its entries."""
+
+    name: str  #: file stem and feed key: a category id, or ``all``
+    title: str
+    self_url: str  #: base_url + ``<name>.atom``; also the feed's atom:id
+    alternate_url: str  #: the HTML page for people (index.html under base_url)
+    updated: datetime  #: the feed's updated while it has no entries (never now())
+    subtitle: str | None = None
+    hub_url: str | None = None  #: WebSub hub, written as ``<link rel="hub">``
+    author: str | None = None  #: feed-level author, so entries without one stay valid
+    lang: str = DEFAULT_LANG  #: xml:lang on <feed>
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.atom"
+
+
+def settings_lang(settings: AggregatorSettings) -> str:
+    """The configured language; AggregatorSettings has no such key yet, hence the fallback."""
+    return str(getattr(settings, "language", None) or DEFAULT_LANG)
+
+
+def feed_meta(
+    category: Category | None, settings: AggregatorSettings, updated: datetime
+) -> FeedMeta:
+    """The FeedMeta of a category's feed, or of ``all.atom`` when ``category`` is None."""
+    name = category.id if category else ALL_FEED
+    return FeedMeta(
+        name=name,
+        title=category.title if category else settings.title,
+        self_url=f"{settings.base_url}{name}.atom",
+        alternate_url=settings.base_url,
+        updated=updated,
+        subtitle=category.description if category else None,
+        hub_url=settings.websub_hub,
+        author=settings.title,
+        lang=settings_lang(settings),
+    )
+
+
+def entry_id(entry: Entry) -> str:
+    """Atom id, stable forever and independent of base_url (docs/design.md, Identity)."""
+    if entry.infocode:
+        return f"urn:infocode:{entry.infocode}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, entry.key)}"
+
+
+def in_zone(moment: datetime, tz: tzinfo) -> datetime:
+    """``moment`` in the configured zone, whole seconds (2022-05-25T16:53:43+08:00)."""
+    return moment.astimezone(tz).replace(microsecond=0)
+
+
+def _x(text: str | None) -> str:
+    return strip_illegal_xml(text or "")
+
+
+def render_atom(
+    feed: FeedMeta,
+    entries: Sequence[Entry],
+    categories: Mapping[str, Category],
+    settings: AggregatorSettings,
+) -> bytes:
+    """One Atom document; ``entries`` are written in the order given (newest first).
+
+    Entries whose atom:id repeats an earlier one are left out (RFC 4287 4.1.1:
+    ids are unique within a feed).
+    """
+    tz = settings.tz
+    fg = FeedGenerator()
+    fg.id(_x(feed.self_url))
+    fg.title(_x(feed.title) or feed.name)
+    if feed.subtitle and _x(feed.subtitle).strip():
+        fg.subtitle(_x(feed.subtitle))
+    fg.author(name=_x(feed.author or settings.title) or "aggregator")
+    fg.link(href=_x(feed.self_url), rel="self", type=ATOM_TYPE)
+    fg.link(href=_x(feed.alternate_url), rel="alternate", type="text/html")
+    if feed.hub_url:
+        fg.link(href=_x(feed.hub_url), rel="hub")
+    fg.language(feed.lang)
+    fg.generator("aggregator", version=__version__, uri=HOMEPAGE)
+
+    seen: set[str] = set()
+    linked: list[bool] = []
+    newest: datetime | None = None
+    for entry in entries:
+        atom_id = entry_id(entry)
+        if atom_id in seen:
+            continue
+        seen.add(atom_id)
+        fe = fg.add_entry(order="append")
+        fe.id(atom_id)
+        fe.title(_x(entry.title).strip() or atom_id)
+        fe.published(in_zone(entry.published, tz))
+        fe.updated(in_zone(entry.updated, tz))
+        if newest is None or entry.updated > newest:
+            newest = entry.updated
+        link = _x(entry.link).strip()
+        if link:
+            fe.link(href=link, rel="alternate")
+        linked.append(bool(link))
+        if entry.author and _x(entry.author).strip():
+            fe.author(name=_x(entry.author).strip())
+        for cat_id in entry.categories:
+            cat = categories.get(cat_id)
+            fe.category(term=_x(cat_id), label=_x(cat.title if cat else cat_id))
+        if entry.content_html:
+            fe.content(_x(entry.content_html), type="html")
+        elif entry.summary_html and link:
+            fe.summary(_x(entry.summary_html), type="html")
+        elif not link:
+            # RFC 4287 4.1.2: an entry without an alternate link must have content.
+            fe.content(_x(entry.summary_html), type="html")
+    fg.updated(in_zone(newest or feed.updated, tz))
+
+    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
+    for element, has_link in zip(root.iterfind(f"{_A}entry"), linked, strict=True):
+        if has_link:
+            # feedgen 1.0 writes <link href=…/> and drops rel (see module docstring).
+            element.find(f"{_A}link").set("rel", "alternate")
+    return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)

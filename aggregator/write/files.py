@@ -1,0 +1,86 @@
+"""Replace output files atomically, and only when their bytes change.
+
+A reader (the HTTP server, nginx, a feed reader on a shared disk) sees the old
+file or the new one, never half of one: write a temporary file in the same
+folder, fsync it, ``os.replace`` it over the old, fsync the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+#: Mode of a new file: readable by the web server that serves ``output_dir``.
+NEW_FILE_MODE = 0o644
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        if path.stat().st_size != len(data):
+            return False
+        return path.read_bytes() == data
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: the folder entry lives in the folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover - platforms that cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_file(path: Path, data: bytes) -> bool:
+    """Atomically make ``path`` hold ``data``; False (and no write at all) when it already does."""
+    path = Path(path)
+    if _same_bytes(path, data):
+        return False
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = NEW_FILE_MODE
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(folder)
+    return True
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Gzip with mtime 0 and no file name, so the same input gives the same bytes."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def replace_with_gzip(path: Path, data: bytes) -> bool:
+    """``replace_file`` plus a precompressed ``<name>.gz`` sibling; True when either changed.
+
+    The ``.gz`` is replaced first: whoever sees the new plain file (its mtime
+    and ETag) also finds the new compressed one.
+    """
+    path = Path(path)
+    gz_changed = replace_file(path.with_name(path.name + ".gz"), gzip_bytes(data))
+    changed = replace_file(path, data)
+    return changed or gz_changed
