@@ -1,0 +1,85 @@
+"""The total deadline of one fetch, enforced even against a server that trickles.
+
+Socket timeouts bound each wait for bytes, not the whole exchange: a server
+sending one byte per second never trips a 30 s read timeout. So each fetch
+arms a timer; every socket the fetch uses registers with it (from
+``transport.py``, through a thread-local), and when the time is up the timer
+shuts those sockets down, which wakes the blocked read in the worker. The
+fetcher then sees ``expired`` and reports a timeout, whatever error or short
+body the shutdown caused.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+_current = threading.local()
+
+
+class Deadline:
+    """A context manager: arms the timer on entry, disarms it on exit."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires_at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return max(0.0, self.expires_at - time.monotonic())
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """Shut ``sock`` down when the deadline passes (at once if it already has)."""
+        if sock is None:
+            return
+        with self._lock:
+            if sock not in self._sockets:
+                self._sockets.append(sock)
+            late = self.expired
+        if late:
+            _shutdown(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shutdown(sock)
+
+    def __enter__(self) -> Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+        with self._lock:
+            self._sockets.clear()
+
+
+def watch_current(sock: socket.socket | None) -> None:
+    """Register ``sock`` with the deadline of the fetch running on this thread, if any."""
+    deadline: Deadline | None = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the SSL
+    # object under the reading thread instead of just waking it up.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass
