@@ -28,7 +28,9 @@ _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 # YAML 1.1 (Jekyll's Psych) printable set, negated; what falls outside is escaped.
-_YAML_UNPRINTABLE = re.compile("[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_YAML_UNPRINTABLE = re.compile(
+    "[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+)
 _YAML_ESCAPES = {
     "\\": "\\\\",
     '"': '\\"',
@@ -120,7 +122,7 @@ def render_category_page(category: Category) -> bytes:
         f"title: {yaml_scalar(category.id.title())}\n"
         f"category: {yaml_scalar(category.id)}\n"
         "---"
-    ).encode("utf-8")
+    ).encode()
 
 
 def _post_stem(entry: Entry) -> str:

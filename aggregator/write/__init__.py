@@ -1,8 +1,8 @@
 """Output writers: pure renderers to bytes, kept apart from the file replacing.
 
-    Entry… ──render_atom──▶ <category>.atom, all.atom   (atom.py)
-    CategoryRow… ──render_opml / render_index──▶ index.opml, index.html   (index.py)
-    bytes ──replace_file / replace_with_gzip──▶ disk, atomically, only on change   (files.py)
+Entry… ──render_atom──▶ <category>.atom, all.atom   (atom.py)
+CategoryRow… ──render_opml / render_index──▶ index.opml, index.html   (index.py)
+bytes ──replace_file / replace_with_gzip──▶ disk, atomically, only on change   (files.py)
 """
 
 from aggregator.write.atom import (
