@@ -39,3 +39,11 @@ class ApplyResult:
     tombstoned: int = 0  #: items skipped because they were pruned earlier
     changed_categories: frozenset[str] = field(default_factory=frozenset)
     changed_keys: frozenset[str] = field(default_factory=frozenset)  #: merged items written
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Which category feeds changed after a counter value another instance saw."""
+
+    counter: int  #: the current value: pass it to the next ``changed_since``
+    categories: frozenset[str]

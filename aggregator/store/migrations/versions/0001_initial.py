@@ -77,9 +77,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_items"),
         sa.UniqueConstraint("key", name="uq_items_key"),
     )
-    op.create_index(
-        "ix_items_newest", "items", [sa.text("published DESC"), "key"]
-    )
+    op.create_index("ix_items_newest", "items", [sa.text("published DESC"), "key"])
 
     op.create_table(
         "item_versions",
@@ -105,7 +103,9 @@ def upgrade() -> None:
         sa.Column("last_seen", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("source_id", "key", name="pk_item_versions"),
         sa.ForeignKeyConstraint(
-            ["source_id"], ["sources.id"], name="fk_item_versions_source_id_sources",
+            ["source_id"],
+            ["sources.id"],
+            name="fk_item_versions_source_id_sources",
             ondelete="CASCADE",
         ),
         sa.ForeignKeyConstraint(

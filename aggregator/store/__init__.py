@@ -1,0 +1,26 @@
+"""The store: the only code that knows SQLAlchemy (tables, queries, migrations).
+
+store.py       Store, the facade: one transaction per method, errors -> StoreError
+engine.py      URLs, SQLite pragmas and BEGIN IMMEDIATE, migrations under a lock
+schema.py      tables; migrations/ builds the same
+sources.py     per-source state, leases
+categories.py  categories, change counters, a post's category
+items.py       apply_items: versions in, merged items out
+merge.py       the merge policy (pure)
+feeds.py       entries, newest first
+prune.py       retention and tombstones
+"""
+
+from aggregator.store.merge import Merged, merge_versions
+from aggregator.store.records import ApplyResult, CategoryInfo, Changes, KnownVersion
+from aggregator.store.store import Store
+
+__all__ = [
+    "ApplyResult",
+    "CategoryInfo",
+    "Changes",
+    "KnownVersion",
+    "Merged",
+    "Store",
+    "merge_versions",
+]

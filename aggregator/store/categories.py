@@ -1,0 +1,164 @@
+"""Categories (declared in the config or found as publishers) and their change counters.
+
+Every transaction that changes some feeds bumps the one counter in ``meta``
+and stamps each changed category with the new value, so another instance
+sharing the database rewrites just those feeds: ``changed_since(seen)``.
+The row lock on ``meta`` orders the bumps as the commits, so no change can
+hide below a counter a reader has already seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select, update
+
+from aggregator.model import Category
+from aggregator.store.bulk import insert_missing, upsert
+from aggregator.store.records import CategoryInfo, Changes
+from aggregator.store.schema import categories, category_changes, item_categories, items, meta
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRank:
+    """What the merge needs to choose a post's category."""
+
+    publisher: bool
+    position: int | None
+
+
+def sync_categories(conn: Connection, declared: Sequence[Category]) -> None:
+    """Declared categories take the config's title and order; undeclared ones stay as publishers."""
+    known = {row.id: row for row in conn.execute(select(categories.c.id, categories.c.publisher))}
+    rows = [
+        {
+            "id": c.id,
+            "title": c.title,
+            "description": c.description,
+            "origin": "config",
+            "position": position,
+            "publisher": bool(known[c.id].publisher) if c.id in known else False,
+        }
+        for position, c in enumerate(declared)
+    ]
+    upsert(conn, categories, rows, ["id"], ["title", "description", "origin", "position"])
+    gone = [cid for cid in known if cid not in {c.id for c in declared}]
+    if gone:
+        conn.execute(
+            update(categories)
+            .where(categories.c.id.in_(gone), categories.c.origin == "config")
+            .values(origin="publisher", position=None)
+        )
+
+
+def ensure_categories(conn: Connection, found: Sequence[Category]) -> None:
+    """Publisher categories: added if new, flagged as some item's publisher either way."""
+    if not found:
+        return
+    unique = {c.id: c for c in found}
+    insert_missing(
+        conn,
+        categories,
+        [
+            {
+                "id": c.id,
+                "title": c.title,
+                "description": c.description,
+                "origin": "publisher",
+                "publisher": True,
+            }
+            for c in unique.values()
+        ],
+        ["id"],
+    )
+    conn.execute(
+        update(categories)
+        .where(categories.c.id.in_(list(unique)), categories.c.publisher.is_(False))
+        .values(publisher=True)
+    )
+
+
+def ranks(conn: Connection) -> dict[str, CategoryRank]:
+    rows = conn.execute(select(categories.c.id, categories.c.publisher, categories.c.position))
+    return {row.id: CategoryRank(bool(row.publisher), row.position) for row in rows}
+
+
+def post_category(
+    merged: Sequence[str], winner: Sequence[str], rank: dict[str, CategoryRank]
+) -> str | None:
+    """Where a Jekyll post goes: the winner's publisher category, any publisher, config order."""
+    if not merged:
+        return None
+    for pool in (winner, merged):
+        publishers = sorted(c for c in pool if c in rank and rank[c].publisher)
+        if publishers:
+            return publishers[0]
+
+    def order(cid: str) -> tuple[int, str]:
+        position = rank[cid].position if cid in rank else None
+        return (position if position is not None else 1 << 30, cid)
+
+    return min(merged, key=order)
+
+
+def category_infos(conn: Connection) -> list[CategoryInfo]:
+    """Every category, config order first, with its entry count and newest ``updated``."""
+    stats = (
+        select(
+            item_categories.c.category_id,
+            func.count().label("n"),
+            func.max(items.c.updated).label("updated"),
+        )
+        .select_from(item_categories.join(items, items.c.id == item_categories.c.item_id))
+        .group_by(item_categories.c.category_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        select(categories, stats.c.n, stats.c.updated)
+        .select_from(categories.outerjoin(stats, stats.c.category_id == categories.c.id))
+        .order_by(categories.c.position.is_(None), categories.c.position, categories.c.id)
+    )
+    return [
+        CategoryInfo(
+            id=row.id,
+            title=row.title,
+            description=row.description,
+            origin=row.origin,
+            entry_count=row.n or 0,
+            updated=row.updated,
+        )
+        for row in rows
+    ]
+
+
+def bump(conn: Connection, changed: Collection[str]) -> int | None:
+    """Stamp ``changed`` categories with a new counter value; None when nothing changed."""
+    if not changed:
+        return None
+    value = conn.execute(
+        update(meta)
+        .where(meta.c.name == "changes")
+        .values(value=meta.c.value + 1)
+        .returning(meta.c.value)
+    ).scalar_one()
+    upsert(
+        conn,
+        category_changes,
+        [{"category_id": cid, "counter": value} for cid in sorted(changed)],
+        ["category_id"],
+        ["counter"],
+    )
+    return int(value)
+
+
+def change_counter(conn: Connection) -> int:
+    return int(conn.execute(select(meta.c.value).where(meta.c.name == "changes")).scalar_one())
+
+
+def changed_since(conn: Connection, seen: int) -> Changes:
+    counter = change_counter(conn)
+    rows = conn.execute(
+        select(category_changes.c.category_id).where(category_changes.c.counter > seen)
+    )
+    return Changes(counter, frozenset(row.category_id for row in rows))

@@ -1,0 +1,68 @@
+"""Reading merged items as the writers want them: newest first, per category or all."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import Connection, select
+
+from aggregator.model import Entry
+from aggregator.store.bulk import chunks
+from aggregator.store.schema import item_categories, items
+
+_COLUMNS = (
+    items.c.id,
+    items.c.key,
+    items.c.infocode,
+    items.c.title,
+    items.c.link,
+    items.c.content_html,
+    items.c.content_raw,
+    items.c.summary_html,
+    items.c.author,
+    items.c.published,
+    items.c.updated,
+    items.c.post_category,
+)
+
+
+def entries(conn: Connection, category: str | None, limit: int) -> list[Entry]:
+    """Newest ``limit`` entries by published, ties by key; both orders ride an index."""
+    if limit <= 0:
+        return []
+    if category is None:
+        stmt = select(*_COLUMNS).order_by(items.c.published.desc(), items.c.key)
+    else:
+        ic = item_categories.c
+        stmt = (
+            select(*_COLUMNS)
+            .select_from(item_categories.join(items, items.c.id == ic.item_id))
+            .where(ic.category_id == category)
+            .order_by(ic.published.desc(), ic.key)
+        )
+    rows = conn.execute(stmt.limit(limit)).all()
+    filed: dict[int, list[str]] = defaultdict(list)
+    for part in chunks([row.id for row in rows]):
+        for link in conn.execute(
+            select(item_categories.c.item_id, item_categories.c.category_id)
+            .where(item_categories.c.item_id.in_(part))
+            .order_by(item_categories.c.category_id)
+        ):
+            filed[link.item_id].append(link.category_id)
+    return [
+        Entry(
+            key=row.key,
+            infocode=row.infocode,
+            title=row.title,
+            link=row.link,
+            content_html=row.content_html,
+            content_raw=row.content_raw,
+            summary_html=row.summary_html,
+            author=row.author,
+            published=row.published,
+            updated=row.updated,
+            categories=tuple(filed[row.id]),
+            post_category=row.post_category,
+        )
+        for row in rows
+    ]

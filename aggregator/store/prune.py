@@ -1,0 +1,67 @@
+"""Retention: old items go, leaving tombstones so a source re-serving one adds nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, func, select
+
+from aggregator.store import categories as cats
+from aggregator.store.bulk import chunks, insert_missing
+from aggregator.store.items import lock_items
+from aggregator.store.schema import item_categories, item_versions, items, tombstones
+from aggregator.store.sources import recount_items
+
+
+def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: datetime) -> int:
+    """Delete items published before ``older_than`` that no feed still shows; returns how many.
+
+    A feed shows the newest ``keep_per_category`` of its category (or of all,
+    for the items no category holds); those stay whatever their age.
+    """
+    lock_items(conn)
+    ic = item_categories.c
+    ranked = select(
+        ic.item_id,
+        func.row_number()
+        .over(partition_by=ic.category_id, order_by=(ic.published.desc(), ic.key))
+        .label("rank"),
+    ).subquery()
+    shown = select(ranked.c.item_id).where(ranked.c.rank <= keep_per_category)
+    newest = (
+        select(items.c.id).order_by(items.c.published.desc(), items.c.key).limit(keep_per_category)
+    ).subquery()
+    victims = conn.execute(
+        select(items.c.id, items.c.key).where(
+            items.c.published < older_than,
+            items.c.id.not_in(shown),
+            items.c.id.not_in(select(newest.c.id)),
+        )
+    ).all()
+    if not victims:
+        return 0
+    ids = sorted(row.id for row in victims)
+    changed: set[str] = set()
+    carriers: set[str] = set()
+    for part in chunks(ids):
+        changed.update(
+            conn.execute(select(ic.category_id).where(ic.item_id.in_(part)).distinct()).scalars()
+        )
+        carriers.update(
+            conn.execute(
+                select(item_versions.c.source_id)
+                .where(item_versions.c.item_id.in_(part))
+                .distinct()
+            ).scalars()
+        )
+    insert_missing(
+        conn, tombstones, [{"key": row.key, "pruned_at": now} for row in victims], ["key"]
+    )
+    for part in chunks(ids):
+        # explicit deletes of the dependents: no reliance on ON DELETE CASCADE being enforced
+        conn.execute(delete(item_categories).where(ic.item_id.in_(part)))
+        conn.execute(delete(item_versions).where(item_versions.c.item_id.in_(part)))
+        conn.execute(delete(items).where(items.c.id.in_(part)))
+    recount_items(conn, sorted(carriers))
+    cats.bump(conn, changed)
+    return len(ids)

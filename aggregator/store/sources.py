@@ -1,0 +1,156 @@
+"""Per-source state rows: config sync, due-source leases, saving a poll's outcome.
+
+A lease (``lease_owner`` until ``lease_expires_at``) lets several instances
+share one database: ``claim_due`` hands each due source to one owner only,
+and a crashed owner's sources come back once its leases expire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
+
+from aggregator.config import SourceConfig
+from aggregator.model import PollStatus, SourceState
+from aggregator.store.bulk import chunks, insert_missing
+from aggregator.store.schema import item_versions, sources
+
+#: SourceState field -> column, for every field save_state writes (item_count is the store's own)
+_SAVED = (
+    "url",
+    "etag",
+    "last_modified",
+    "validators_url",
+    "last_poll_at",
+    "last_success_at",
+    "status",
+    "error_kind",
+    "error_message",
+    "consecutive_failures",
+    "next_due_at",
+    "disabled_reason",
+    "redirect_url",
+    "redirect_seen",
+)
+
+
+def to_state(row: Row[Any]) -> SourceState:
+    m = row._mapping
+    return SourceState(
+        source_id=m["id"],
+        status=PollStatus(m["status"]),
+        item_count=m["item_count"],
+        **{name: m[name] for name in _SAVED if name != "status"},
+    )
+
+
+def sync_sources(conn: Connection, configured: Sequence[SourceConfig], now: datetime) -> None:
+    """New sources get a row, due now; known ones take the config's URL and enabled flag.
+
+    A changed configured URL forgets the redirect learned for the old one.
+    """
+    known = {
+        row.id: row
+        for row in conn.execute(select(sources.c.id, sources.c.configured_url, sources.c.enabled))
+    }
+    new = [
+        {"id": s.id, "configured_url": s.url, "enabled": s.enabled, "next_due_at": now}
+        for s in configured
+        if s.id not in known
+    ]
+    insert_missing(conn, sources, new, ["id"])
+    for s in configured:
+        row = known.get(s.id)
+        if row is None or (row.configured_url, row.enabled) == (s.url, s.enabled):
+            continue
+        values: dict[str, Any] = {"configured_url": s.url, "enabled": s.enabled}
+        if row.configured_url != s.url:
+            values.update(url=None, redirect_url=None, redirect_seen=0)
+        conn.execute(update(sources).where(sources.c.id == s.id).values(**values))
+
+
+def ensure_source(conn: Connection, source_id: str) -> None:
+    """A bare row for a source the config never named (its versions need one)."""
+    insert_missing(conn, sources, [{"id": source_id, "configured_url": ""}], ["id"])
+
+
+def get_state(conn: Connection, source_id: str) -> SourceState:
+    row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
+    if row is None:
+        raise KeyError(source_id)
+    return to_state(row)
+
+
+def all_states(conn: Connection) -> list[SourceState]:
+    return [to_state(row) for row in conn.execute(select(sources).order_by(sources.c.id))]
+
+
+def claim_due(
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    owner: str,
+    lease: timedelta,
+    source_ids: Sequence[str] | None,
+) -> list[SourceState]:
+    """Lease up to ``limit`` due sources to ``owner``, earliest due first; one statement.
+
+    PostgreSQL: ``FOR UPDATE SKIP LOCKED`` keeps concurrent claimers off each
+    other's rows. SQLite: the caller's ``BEGIN IMMEDIATE`` serializes claimers.
+    """
+    if limit <= 0 or (source_ids is not None and not source_ids):
+        return []
+    due = and_(
+        sources.c.enabled.is_(True),
+        sources.c.disabled_reason.is_(None),
+        sources.c.next_due_at <= now,
+        or_(sources.c.lease_owner.is_(None), sources.c.lease_expires_at <= now),
+    )
+    if source_ids is not None:
+        if len(source_ids) > 2000:  # keep the IN list bounded; the rest waits a tick
+            source_ids = list(source_ids)[:2000]
+        due = and_(due, sources.c.id.in_(list(source_ids)))
+    picked = (
+        select(sources.c.id)
+        .where(due)
+        .order_by(sources.c.next_due_at, sources.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(sources)
+        .where(sources.c.id.in_(picked.scalar_subquery()))
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(*sources.c)
+    )
+    states = [to_state(row) for row in conn.execute(stmt)]
+    return sorted(states, key=lambda s: (s.next_due_at or now, s.source_id))
+
+
+def save_state(conn: Connection, state: SourceState, release_lease_of: str | None) -> None:
+    """Write a poll's outcome; drop the lease only if ``release_lease_of`` still holds it."""
+    values: dict[str, Any] = {name: getattr(state, name) for name in _SAVED}
+    values["status"] = PollStatus(state.status).value
+    if release_lease_of is not None:
+        held = sources.c.lease_owner == release_lease_of
+        values["lease_owner"] = case((held, None), else_=sources.c.lease_owner)
+        values["lease_expires_at"] = case((held, None), else_=sources.c.lease_expires_at)
+    done = conn.execute(update(sources).where(sources.c.id == state.source_id).values(**values))
+    if done.rowcount == 0:
+        ensure_source(conn, state.source_id)
+        conn.execute(update(sources).where(sources.c.id == state.source_id).values(**values))
+
+
+def recount_items(conn: Connection, source_ids: Sequence[str]) -> None:
+    """item_count = how many versions each source carries now."""
+    counted = (
+        select(func.count())
+        .select_from(item_versions)
+        .where(item_versions.c.source_id == sources.c.id)
+        .scalar_subquery()
+    )
+    for part in chunks(sorted(set(source_ids))):
+        conn.execute(update(sources).where(sources.c.id.in_(part)).values(item_count=counted))

@@ -1,0 +1,164 @@
+"""``Store``: the one object the rest of the package talks to about the database.
+
+Each method is one transaction (writers: ``BEGIN IMMEDIATE`` on SQLite) and
+hands back frozen records, never rows. SQLAlchemy and driver errors are
+translated here, at the boundary, into ``StoreError`` raised ``from`` them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from aggregator.config import SourceConfig
+from aggregator.errors import StoreError
+from aggregator.model import Category, Entry, Item, SourceState
+from aggregator.store import categories as cats
+from aggregator.store import engine as engines
+from aggregator.store import feeds, items, prune, sources
+from aggregator.store.records import ApplyResult, CategoryInfo, Changes, KnownVersion
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Database trouble -> StoreError naming what we were doing."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except (SQLAlchemyError, CommandError) as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreError(f"{what}: {detail[0] if detail else type(exc).__name__}") from exc
+
+
+class Store:
+    """Sources' state, items and their versions, categories; one per process, thread-safe."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._reader = engine.execution_options(readonly=True)
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to ``url`` (any SQLAlchemy URL) and bring the schema to the newest revision."""
+        try:
+            engine = engines.make_engine(url)
+        except (ArgumentError, ValueError) as exc:
+            raise StoreError(f"bad database URL {url!r}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot create the database folder: {exc}") from exc
+        store = cls(engine)
+        if migrate:
+            try:
+                with translated("migrating the database"):
+                    engines.migrate(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[Connection]:
+        with translated(what), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self, what: str) -> Iterator[Connection]:
+        with translated(what), self._reader.begin() as conn:
+            yield conn
+
+    def ping(self) -> None:
+        """Raises StoreError when the database does not answer."""
+        with self._read("ping") as conn:
+            conn.execute(text("SELECT 1"))
+
+    # sources and categories --------------------------------------------------
+
+    def sync_config(
+        self, sources_: Sequence[SourceConfig], categories: Sequence[Category], now: datetime
+    ) -> None:
+        """New sources get a state row due ``now``; known sources keep their state."""
+        with self._write("saving the configured sources") as conn:
+            sources.sync_sources(conn, sources_, now)
+            cats.sync_categories(conn, categories)
+
+    def ensure_categories(self, categories: Sequence[Category]) -> None:
+        """Publisher categories found in items; declared ones keep the config's title."""
+        if categories:
+            with self._write("saving publisher categories") as conn:
+                cats.ensure_categories(conn, categories)
+
+    def categories(self) -> list[CategoryInfo]:
+        with self._read("listing categories") as conn:
+            return cats.category_infos(conn)
+
+    def state(self, source_id: str) -> SourceState:
+        """Raises KeyError for a source the store does not know."""
+        with self._read("reading source state") as conn:
+            return sources.get_state(conn, source_id)
+
+    def states(self) -> list[SourceState]:
+        with self._read("reading source states") as conn:
+            return sources.all_states(conn)
+
+    def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        owner: str,
+        lease: timedelta,
+        source_ids: Sequence[str] | None = None,
+    ) -> list[SourceState]:
+        """Lease up to ``limit`` due sources (of ``source_ids``) to ``owner``; never two owners."""
+        with self._write("claiming due sources") as conn:
+            return sources.claim_due(conn, now, limit, owner, lease, source_ids)
+
+    def save_state(self, state: SourceState, *, release_lease_of: str | None = None) -> None:
+        """Write a poll's outcome (not ``item_count``, which the store keeps itself)."""
+        with self._write("saving source state") as conn:
+            sources.save_state(conn, state, release_lease_of)
+
+    # items ---------------------------------------------------------------------
+
+    def known_versions(self, source_id: str, keys: Iterable[str]) -> dict[str, KnownVersion]:
+        with self._read("reading stored versions") as conn:
+            return items.known_versions(conn, source_id, keys)
+
+    def tombstoned(self, keys: Iterable[str]) -> frozenset[str]:
+        """The keys among ``keys`` that were pruned (apply_items skips them)."""
+        with self._read("reading tombstones") as conn:
+            return items.tombstoned(conn, keys)
+
+    def apply_items(self, source_id: str, batch: Sequence[Item], now: datetime) -> ApplyResult:
+        """Store one source's versions and re-merge the items they touch, in one transaction."""
+        with self._write(f"storing items of {source_id}") as conn:
+            return items.apply_items(conn, source_id, batch, now)
+
+    def entries(self, category: str | None, limit: int) -> list[Entry]:
+        """The newest ``limit`` entries of ``category`` (None: of all), ties by key."""
+        with self._read("reading entries") as conn:
+            return feeds.entries(conn, category, limit)
+
+    def change_counter(self) -> int:
+        with self._read("reading the change counter") as conn:
+            return cats.change_counter(conn)
+
+    def changed_since(self, counter: int) -> Changes:
+        """Categories whose entries changed after ``counter``, and the counter now."""
+        with self._read("reading changes") as conn:
+            return cats.changed_since(conn, counter)
+
+    def prune(
+        self, older_than: datetime, keep_per_category: int, *, now: datetime | None = None
+    ) -> int:
+        """Delete old items no feed shows; their keys are tombstoned for good."""
+        with self._write("pruning old items") as conn:
+            return prune.prune(conn, older_than, keep_per_category, now or datetime.now(UTC))
