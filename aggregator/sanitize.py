@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import overload
+from typing import Literal, overload
 
 import nh3
 
@@ -61,7 +61,6 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 
 #: Schemes allowed in ``href``/``src``/``cite``; relative URLs pass as they are.
 URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
-_IMG_SCHEMES = ("http:", "https:", "//")
 
 # XML 1.0 Char production (https://www.w3.org/TR/xml/#charsets), negated.
 _ILLEGAL_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -80,22 +79,14 @@ def strip_illegal_xml(text: str) -> str:
 
 
 def _attribute_filter(tag: str, attribute: str, value: str) -> str | None:
-    # One scheme list serves every URL attribute in nh3; images get the narrower one.
-    if tag == "img" and attribute == "src" and not value.strip().lower().startswith(_IMG_SCHEMES):
+    # nh3 has one scheme list for every URL attribute; an image has no use for mailto:.
+    if tag == "img" and attribute == "src" and value.strip().lower().startswith("mailto:"):
         return None
     return value
 
 
-@overload
-def clean_html(html: str) -> str: ...
-@overload
-def clean_html(html: None) -> None: ...
-def clean_html(html: str | None) -> str | None:
-    """Sanitize HTML against the allowlist above; links get ``rel="noopener noreferrer"``."""
-    if html is None:
-        return None
-    cleaned = nh3.clean(
-        strip_illegal_xml(html),
+def _cleaner(relative: tuple[Literal["rewrite_with_base"], str] | None = None) -> nh3.Cleaner:
+    return nh3.Cleaner(
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
         attributes=ALLOWED_ATTRIBUTES,
@@ -103,8 +94,35 @@ def clean_html(html: str | None) -> str | None:
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer",
         strip_comments=True,
+        url_relative=relative,
     )
-    return strip_illegal_xml(cleaned)
+
+
+_CLEANER = _cleaner()
+_TEXT_CLEANER = nh3.Cleaner(
+    tags=set(), clean_content_tags=set(DROPPED_WITH_CONTENT), strip_comments=True
+)
+
+
+@overload
+def clean_html(html: str, *, base_url: str | None = None) -> str: ...
+@overload
+def clean_html(html: None, *, base_url: str | None = None) -> None: ...
+def clean_html(html: str | None, *, base_url: str | None = None) -> str | None:
+    """Sanitize HTML against the allowlist above; links get ``rel="noopener noreferrer"``.
+
+    With ``base_url`` (the item's own link), relative ``href``/``src`` are made
+    absolute against it: a feed reader has no page to resolve them against.
+    """
+    if html is None:
+        return None
+    cleaner = _CLEANER
+    if base_url and base_url.lower().startswith(("http://", "https://")):
+        try:
+            cleaner = _cleaner(("rewrite_with_base", base_url))
+        except ValueError:  # a base nh3 cannot parse: leave relative URLs as they are
+            cleaner = _CLEANER
+    return strip_illegal_xml(cleaner.clean(strip_illegal_xml(html)))
 
 
 def text_of(html_text: str | None) -> str:
@@ -112,8 +130,6 @@ def text_of(html_text: str | None) -> str:
     if not html_text:
         return ""
     spaced = _BLOCK_TAG.sub(" <", strip_illegal_xml(html_text))
-    bare = nh3.clean(
-        spaced, tags=set(), clean_content_tags=set(DROPPED_WITH_CONTENT), strip_comments=True
-    )
+    bare = _TEXT_CLEANER.clean(spaced)
     text = html.unescape(bare)
     return _SPACES.sub(" ", strip_illegal_xml(text)).strip()

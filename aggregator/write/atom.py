@@ -18,7 +18,7 @@ from datetime import datetime, tzinfo
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from aggregator import HOMEPAGE, __version__
+from aggregator import HOMEPAGE
 from aggregator.config import AggregatorSettings
 from aggregator.model import Category, Entry
 from aggregator.sanitize import strip_illegal_xml
@@ -114,7 +114,8 @@ def render_atom(
     if feed.hub_url:
         fg.link(href=_x(feed.hub_url), rel="hub")
     fg.language(feed.lang)
-    fg.generator("aggregator", version=__version__, uri=HOMEPAGE)
+    # No version: an upgrade alone should not rewrite every feed (and change its ETag).
+    fg.generator("aggregator", uri=HOMEPAGE)
 
     seen: set[str] = set()
     linked: list[bool] = []
