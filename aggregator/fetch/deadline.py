@@ -11,27 +11,42 @@ body the shutdown caused.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
-from types import TracebackType
 
 _current = threading.local()
 
 
 class Deadline:
-    """A context manager: arms the timer on entry, disarms it on exit."""
+    """Armed by ``start()`` (the first call counts), disarmed by ``stop()``; one per fetch."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self.expires_at = time.monotonic() + seconds
+        self.expires_at: float | None = None
         self.expired = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
 
+    def start(self) -> None:
+        if self.expires_at is None:
+            self.expires_at = time.monotonic() + self.seconds
+            _current.deadline = self
+            self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if getattr(_current, "deadline", None) is self:
+            _current.deadline = None
+        with self._lock:
+            self._sockets.clear()
+
     def remaining(self) -> float:
+        if self.expires_at is None:
+            return self.seconds
         return max(0.0, self.expires_at - time.monotonic())
 
     def watch(self, sock: socket.socket | None) -> None:
@@ -52,22 +67,6 @@ class Deadline:
         for sock in sockets:
             _shutdown(sock)
 
-    def __enter__(self) -> Deadline:
-        _current.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._timer.cancel()
-        _current.deadline = None
-        with self._lock:
-            self._sockets.clear()
-
 
 def watch_current(sock: socket.socket | None) -> None:
     """Register ``sock`` with the deadline of the fetch running on this thread, if any."""
@@ -79,7 +78,5 @@ def watch_current(sock: socket.socket | None) -> None:
 def _shutdown(sock: socket.socket) -> None:
     # socket.socket.shutdown, not SSLSocket.shutdown: the latter drops the SSL
     # object under the reading thread instead of just waking it up.
-    try:
+    with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass

@@ -76,9 +76,12 @@ class AddressPolicy:
 
     @classmethod
     def for_url(
-        cls, configured_url: str, resolve: Resolver = system_resolve, classify: Classifier = is_public
+        cls,
+        configured_url: str,
+        resolve: Resolver = system_resolve,
+        classify: Classifier = is_public,
     ) -> AddressPolicy:
-        """Trusted when the admin wrote a non-public IP literal or a ``localhost`` name (RFC 6761)."""
+        """Trusted when the admin wrote a non-public IP literal or ``localhost`` (RFC 6761)."""
         host = (urlsplit(configured_url).hostname or "").lower().rstrip(".")
         literal = ip_literal(host)
         if literal is not None:
@@ -88,10 +91,12 @@ class AddressPolicy:
         return cls(trusted, resolve, classify)
 
     def addresses(self, host: str, port: int) -> list[IPAddress]:
-        """Resolve ``host`` and check every address; raises ``BlockedAddress``, ``socket.gaierror``."""
+        """Resolve ``host`` and check every address (``BlockedAddress``, ``socket.gaierror``)."""
         literal = ip_literal(host)
-        found = [literal] if literal is not None else [ip_literal(a) for a in self.resolve(host, port)]
-        addrs = [a for a in found if a is not None]
+        if literal is not None:
+            addrs = [literal]
+        else:
+            addrs = [ip for ip in map(ip_literal, self.resolve(host, port)) if ip is not None]
         if not addrs:
             raise socket.gaierror(socket.EAI_NONAME, f"no address for {host}")
         if not self.trusted:
@@ -106,4 +111,6 @@ def check_scheme(url: str) -> None:
     """Only http and https may be fetched (a redirect to file:, ftp:, gopher: is refused)."""
     scheme = urlsplit(url).scheme.lower()
     if scheme not in SCHEMES:
-        raise BlockedAddress(f"blocked: {scheme or 'no'} scheme in {url[:200]!r} (only http, https)")
+        raise BlockedAddress(
+            f"blocked: {scheme or 'no'} scheme in {url[:200]!r} (only http, https)"
+        )

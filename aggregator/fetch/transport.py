@@ -11,6 +11,7 @@ against the host name, not the address.
 from __future__ import annotations
 
 import socket
+from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
 import requests
@@ -21,6 +22,9 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from aggregator.fetch.deadline import watch_current
 from aggregator.fetch.guard import AddressPolicy
+
+#: Feeds need no cookies, and a jar shared by every source would leak between them.
+_NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])
 
 
 def open_socket(
@@ -57,7 +61,11 @@ def _guarded(base: type[HTTPConnection], policy: AddressPolicy) -> type[HTTPConn
         def _new_conn(self) -> socket.socket:
             try:
                 return open_socket(
-                    policy, self._dns_host, self.port, self.timeout, self.source_address,
+                    policy,
+                    self._dns_host,
+                    self.port,
+                    self.timeout,
+                    self.source_address,
                     self.socket_options,
                 )
             except socket.gaierror as e:
@@ -92,9 +100,6 @@ class GuardedAdapter(HTTPAdapter):
         tls_pool = type("GuardedTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
         self.poolmanager.pool_classes_by_scheme = {"http": pool, "https": tls_pool}
 
-    def __getstate__(self) -> dict[str, Any]:  # pragma: no cover - never pickled
-        raise TypeError("GuardedAdapter is not picklable")
-
 
 def guarded_session(policy: AddressPolicy, headers: dict[str, str]) -> requests.Session:
     """A session with our headers, no proxies from the environment, and no cookie jar."""
@@ -107,12 +112,3 @@ def guarded_session(policy: AddressPolicy, headers: dict[str, str]) -> requests.
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def _no_cookies() -> Any:
-    from http.cookiejar import DefaultCookiePolicy
-
-    return DefaultCookiePolicy(allowed_domains=[])
-
-
-_NO_COOKIES = _no_cookies()

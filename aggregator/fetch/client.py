@@ -1,0 +1,258 @@
+"""``Fetcher``: one conditional GET, redirects followed by hand, answer as a record.
+
+    FetchJob ─▶ per hop: scheme check ─▶ host slot ─▶ GET (validators only to job.url)
+             ─▶ 3xx: next hop │ 304: NotModified │ 2xx: body (decoded, capped) ─▶ Fetched
+                              │ other: HTTPStatusError subclass
+
+Redirects are followed here, not by requests, so that the validators of
+``job.url`` never go to another URL and every hop passes the address check.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import NamedTuple
+from urllib.parse import urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+
+from aggregator import USER_AGENT
+from aggregator.config import Limits
+from aggregator.errors import (
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    TooLarge,
+    TooManyRedirects,
+)
+from aggregator.fetch.body import CHUNK, read_body, size_text
+from aggregator.fetch.deadline import Deadline
+from aggregator.fetch.guard import (
+    AddressPolicy,
+    Classifier,
+    Resolver,
+    check_scheme,
+    is_public,
+    system_resolve,
+)
+from aggregator.fetch.hosts import HostLimiter
+from aggregator.fetch.translate import seconds, status_error, translate
+from aggregator.fetch.transport import guarded_session
+from aggregator.model import Fetched, FetchJob, NotModified
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml, application/feed+json, "
+    "application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.9, */*;q=0.8"
+)
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+PERMANENT = frozenset({301, 308})
+#: Headers that describe the encoded transfer, not the decoded body we hand on.
+_TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Hop(NamedTuple):
+    status: int
+    headers: dict[str, str]  #: lower-case names
+    body: bytes | None  #: None for a 304 or a redirect
+    location: str | None = None  #: absolute redirect target
+
+
+class Fetcher:
+    """Fetches for many worker threads at once.
+
+    ``requests.Session`` is not documented as thread-safe (its cookie jar and
+    adapters mutate), so each thread gets its own sessions, one per address
+    policy (trusted / public-only), made on first use; connection pools are
+    therefore per thread and per policy, and a connection checked under the
+    lenient policy is never reused under the strict one. ``resolve`` and
+    ``classify`` are the address check's seams for tests.
+    """
+
+    def __init__(
+        self,
+        limits: Limits,
+        user_agent: str = USER_AGENT,
+        *,
+        hosts: HostLimiter | None = None,
+        resolve: Resolver = system_resolve,
+        classify: Classifier = is_public,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.limits = limits
+        self.hosts = hosts or HostLimiter(limits.per_host_concurrency)
+        self.headers = {
+            "User-Agent": user_agent,
+            "Accept": ACCEPT,
+            "Accept-Encoding": "gzip, deflate",
+        }
+        self._resolve = resolve
+        self._classify = classify
+        self._clock = clock
+        self._local = threading.local()
+        self._all: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Fetcher:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every thread's sessions (their pooled connections)."""
+        with self._lock:
+            sessions, self._all = self._all, []
+        for session in sessions:
+            session.close()
+
+    def _session(self, policy: AddressPolicy) -> requests.Session:
+        mine: dict[bool, requests.Session] = self._local.__dict__.setdefault("sessions", {})
+        session = mine.get(policy.trusted)
+        if session is None:
+            session = mine[policy.trusted] = guarded_session(policy, self.headers)
+            with self._lock:
+                self._all.append(session)
+        return session
+
+    def fetch(self, job: FetchJob) -> Fetched | NotModified:
+        """GET ``job.url`` conditionally; raises the most specific ``FetchError``."""
+        started = time.monotonic()
+        policy = AddressPolicy.for_url(job.configured_url, self._resolve, self._classify)
+        session = self._session(policy)
+        deadline = Deadline(self.limits.fetch_deadline.total_seconds())
+        url, hops, permanent = job.url, 0, True
+        try:
+            while True:
+                check_scheme(url)
+                host = urlsplit(url).hostname or ""
+                with self.hosts.slot(host):
+                    deadline.start()
+                    hop = self._hop(session, job, url, url == job.url, deadline, host)
+                if hop.location is None:
+                    return self._record(job, url, hop, started, hops, permanent)
+                hops += 1
+                if hops > self.limits.max_redirects:
+                    raise TooManyRedirects(
+                        f"more than {self.limits.max_redirects} redirects (next: {hop.location})"
+                    )
+                permanent = permanent and hop.status in PERMANENT
+                url = hop.location
+        finally:
+            deadline.stop()
+
+    def _hop(
+        self,
+        session: requests.Session,
+        job: FetchJob,
+        url: str,
+        validators: bool,
+        deadline: Deadline,
+        host: str,
+    ) -> _Hop:
+        """One request and its answer, body read (or None: 304, or a redirect)."""
+        extra: dict[str, str] = {}
+        if validators and job.etag:
+            extra["If-None-Match"] = job.etag
+        if validators and job.last_modified:
+            extra["If-Modified-Since"] = job.last_modified
+        connect = min(self.limits.connect_timeout.total_seconds(), max(deadline.remaining(), 0.01))
+        read = self.limits.read_timeout.total_seconds()
+        try:
+            resp = session.get(
+                url, headers=extra, stream=True, allow_redirects=False, timeout=(connect, read)
+            )
+            try:
+                return self._answer(resp, url, validators, deadline)
+            finally:
+                resp.close()
+        except FetchError:
+            if deadline.expired:
+                raise self._timeout(deadline) from None
+            raise
+        except _TRANSPORT_ERRORS as exc:
+            limit_hit = deadline.expired or deadline.remaining() <= 0.05
+            raise translate(
+                exc,
+                host=host,
+                connect=connect,
+                read=read,
+                deadline=deadline.seconds,
+                expired=limit_hit,
+            ) from exc
+
+    def _answer(
+        self, resp: requests.Response, url: str, validators: bool, deadline: Deadline
+    ) -> _Hop:
+        status = resp.status_code
+        headers = {k.lower(): v for k, v in resp.headers.items()}
+        if status in REDIRECTS and headers.get("location"):
+            return _Hop(status, headers, None, urljoin(url, headers["location"].strip()))
+        if status == 304:
+            if not validators:
+                raise HTTPStatusError(304, "HTTP 304 Not Modified to an unconditional request")
+            return _Hop(status, headers, None)
+        if not 200 <= status < 300:
+            raise status_error(status, resp.reason, headers, self._clock())
+        encoding = headers.get("content-encoding")
+        limit = self.limits.max_body_bytes
+        length = headers.get("content-length", "")
+        if not encoding and length.isdigit() and int(length) > limit:
+            raise TooLarge(f"body over {size_text(limit)} (Content-Length {length})")
+
+        def check() -> None:
+            if deadline.expired:
+                raise self._timeout(deadline)
+
+        chunks = resp.raw.stream(CHUNK, decode_content=False)
+        return _Hop(status, headers, read_body(chunks, encoding, limit, check))
+
+    @staticmethod
+    def _timeout(deadline: Deadline) -> FetchError:
+        return FetchTimeout(f"timed out after {seconds(deadline.seconds)} (total deadline)")
+
+    def _record(
+        self,
+        job: FetchJob,
+        url: str,
+        hop: _Hop,
+        started: float,
+        hops: int,
+        permanent: bool,
+    ) -> Fetched | NotModified:
+        now = self._clock()
+        elapsed = time.monotonic() - started
+        headers, body = hop.headers, hop.body
+        etag = headers.get("etag")
+        last_modified = headers.get("last-modified")
+        if body is None:
+            return NotModified(
+                url=url,
+                headers=dict(headers),
+                fetched_at=now,
+                elapsed=elapsed,
+                etag=etag or job.etag,
+                last_modified=last_modified or job.last_modified,
+            )
+        return Fetched(
+            url=url,
+            status=hop.status,
+            body=body,
+            headers={k: v for k, v in headers.items() if k not in _TRANSFER_HEADERS},
+            fetched_at=now,
+            elapsed=elapsed,
+            permanent_redirect=url if hops and permanent else None,
+            etag=etag,
+            last_modified=last_modified,
+        )
