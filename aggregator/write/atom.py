@@ -30,7 +30,7 @@ ALL_FEED = "all"  #: stem of the feed over every category (``all.atom``)
 DEFAULT_LANG = "zh-CN"
 
 _A = f"{{{ATOM_NS}}}"
-_PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, huge_tree=True)
+_PARSER = etree.XMLParser(resolve_entities=False, huge_tree=True)
 
 
 @dataclass(frozen=True, slots=True)
