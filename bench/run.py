@@ -1,0 +1,394 @@
+"""Side by side: ``aggregator poll`` and ``newsboat -x reload`` on the same feeds.
+
+    python3 bench/run.py --feeds 1000 --items 50 --runs 3
+
+Generates the set (bench/genfeeds.py, cached under bench/out/sets/), serves
+it with nginx (bench/nginx.py), then for each poller setting and each run:
+COLD (fresh database / cache) and WARM (the same state polled again: every
+feed must answer 304, checked in nginx's access log). Prints medians and the
+ratio to newsboat's best setting; writes bench/out/results-<stamp>.{json,md}
+and bench/out/latest.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import genfeeds  # noqa: E402
+import measure  # noqa: E402
+from nginx import Nginx  # noqa: E402
+
+BENCH = Path(__file__).resolve().parent
+OUT = BENCH / "out"
+REPO = BENCH.parent
+
+
+@dataclass
+class Setting:
+    name: str
+    kind: str  #: "aggregator" or "newsboat"
+    threads: int
+
+
+@dataclass
+class Sample:
+    setting: str
+    state: str  #: "cold" or "warm"
+    run: int
+    wall: float
+    cpu: float
+    user: float
+    sys: float
+    maxrss_mb: float
+    tree_rss_mb: float
+    returncode: int
+    timed_out: bool
+    items: int  #: items in the documents fetched with 200 (0 on an all-304 run)
+    stored: int  #: items the poller reports / holds afterwards
+    http: dict[str, int]  #: nginx status counts during this run
+    note: str = ""
+
+
+@dataclass
+class Row:
+    setting: str
+    state: str
+    wall: float
+    cpu: float
+    maxrss_mb: float
+    tree_rss_mb: float
+    items_per_s: float | None
+    stored: int
+    http: str
+    ok: bool
+    vs_newsboat: float | None = None  #: newsboat's best median wall / this one (>1: faster)
+    walls: list[float] = field(default_factory=list)
+
+
+def aggregator_cmd(extra: str | None) -> list[str]:
+    if extra:
+        return extra.split()
+    return [sys.executable, "-m", "aggregator"]
+
+
+def prepare_state(
+    setting: Setting, state_dir: Path, manifest: genfeeds.Manifest, url: str, workers: int
+) -> list[str]:
+    """A fresh state folder for one setting; returns the command that polls once."""
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    if setting.kind == "aggregator":
+        cfg = state_dir / "aggregator.toml"
+        genfeeds.write_aggregator_config(cfg, manifest, url, workers=setting.threads)
+        return [*ARGS_AGG, "poll", "-c", str(cfg)]
+    urls = state_dir / "urls"
+    genfeeds.write_newsboat_urls(urls, manifest, url)
+    conf = state_dir / "config"
+    conf.write_text(
+        f"reload-threads {setting.threads}\n"
+        "download-timeout 60\n"
+        "download-retries 1\n"
+        "show-read-feeds yes\n"
+        "cleanup-on-quit no\n"
+    )
+    return [
+        "newsboat",
+        "-x",
+        "reload",
+        "-u",
+        str(urls),
+        "-c",
+        str(state_dir / "cache.db"),
+        "-C",
+        str(conf),
+    ]
+
+
+ARGS_AGG: list[str] = []
+_AGG_OK = re.compile(r"^\S+ ok new=(\d+) updated=(\d+) unchanged=(\d+) skipped=(\d+)", re.M)
+
+
+def stored_items(setting: Setting, state_dir: Path, m: measure.Measured) -> tuple[int, str]:
+    if setting.kind == "aggregator":
+        lines = [ln for ln in m.stdout.splitlines() if ln.strip()]
+        status = Counter(ln.split()[1] if len(ln.split()) > 1 else "?" for ln in lines)
+        new = sum(int(g[0]) for g in _AGG_OK.findall(m.stdout))
+        note = " ".join(f"{k}={v}" for k, v in sorted(status.items()))
+        return new, note
+    try:
+        with sqlite3.connect(f"file:{state_dir / 'cache.db'}?mode=ro", uri=True) as db:
+            return db.execute("select count(*) from rss_item").fetchone()[0], ""
+    except sqlite3.Error as exc:
+        return 0, f"cache: {exc}"
+
+
+def one(
+    setting: Setting,
+    state: str,
+    run: int,
+    cmd: list[str],
+    state_dir: Path,
+    web: Nginx,
+    manifest: genfeeds.Manifest,
+    timeout: float,
+) -> Sample:
+    env = dict(os.environ, HOME=str(state_dir), LC_ALL="C.UTF-8")
+    mark = web.log_mark()
+    m = measure.run(cmd, cwd=state_dir, env=env, timeout=timeout, log=state_dir / f"{state}-r{run}")
+    http = dict(web.statuses_since(mark))
+    stored, note = stored_items(setting, state_dir, m)
+    items = round(manifest.total_items * http.get("200", 0) / max(1, manifest.feeds))
+    s = Sample(
+        setting.name,
+        state,
+        run,
+        m.wall,
+        m.cpu,
+        m.user,
+        m.sys,
+        m.maxrss_mb,
+        m.tree_rss_mb,
+        m.returncode,
+        m.timed_out,
+        items,
+        stored,
+        http,
+        note,
+    )
+    flag = "" if m.returncode == 0 and not m.timed_out else f" rc={m.returncode}"
+    if m.timed_out:
+        flag += " TIMEOUT"
+    if m.returncode != 0 and m.stderr.strip():
+        flag += " stderr: " + m.stderr.strip().splitlines()[-1][:200]
+    print(
+        f"  {setting.name:<14} {state:<4} run {run}: {m.wall:7.2f} s wall {m.cpu:7.2f} s cpu "
+        f"{m.maxrss_mb:6.0f} MB  http={http} stored={stored} {note}{flag}",
+        flush=True,
+    )
+    return s
+
+
+def prime(cmd: list[str], state_dir: Path, web: Nginx, timeout: float) -> None:
+    """One unmeasured newsboat reload between cold and warm.
+
+    newsboat 2.21 loses the ETag / Last-Modified of a feed's first download
+    (it UPDATEs rss_feed before the row is INSERTed), so its second reload
+    still gets 200s; only from the third on does it send conditional requests.
+    """
+    env = dict(os.environ, HOME=str(state_dir), LC_ALL="C.UTF-8")
+    mark = web.log_mark()
+    m = measure.run(cmd, cwd=state_dir, env=env, timeout=timeout)
+    print(
+        f"  {'(prime)':<14}      {m.wall:7.2f} s wall, http={dict(web.statuses_since(mark))}",
+        flush=True,
+    )
+
+
+def summarize(
+    samples: list[Sample], settings: list[Setting], manifest: genfeeds.Manifest
+) -> list[Row]:
+    rows: list[Row] = []
+    for st in settings:
+        for state in ("cold", "warm"):
+            group = [s for s in samples if s.setting == st.name and s.state == state]
+            if not group:
+                continue
+            wall = statistics.median(s.wall for s in group)
+            items = statistics.median(s.items for s in group)
+            http = Counter()
+            for s in group:
+                http.update(s.http)
+            expected = "200" if state == "cold" else "304"
+            ok = all(
+                s.returncode == 0
+                and not s.timed_out
+                and s.http.get(expected, 0) == manifest.feeds
+                and sum(s.http.values()) == manifest.feeds
+                for s in group
+            )
+            rows.append(
+                Row(
+                    setting=st.name,
+                    state=state,
+                    wall=wall,
+                    cpu=statistics.median(s.cpu for s in group),
+                    maxrss_mb=statistics.median(s.maxrss_mb for s in group),
+                    tree_rss_mb=statistics.median(s.tree_rss_mb for s in group),
+                    items_per_s=items / wall if items and wall else None,
+                    stored=round(statistics.median(s.stored for s in group)),
+                    http=" ".join(f"{k}:{v // len(group)}" for k, v in sorted(http.items())),
+                    ok=ok,
+                    walls=[round(s.wall, 3) for s in group],
+                )
+            )
+    for state in ("cold", "warm"):
+        nb = [r.wall for r in rows if r.state == state and r.setting.startswith("newsboat")]
+        if nb:
+            best = min(nb)
+            for r in rows:
+                if r.state == state:
+                    r.vs_newsboat = best / r.wall if r.wall else None
+    return rows
+
+
+def markdown(rows: list[Row], meta: dict[str, object]) -> str:
+    head = (
+        "| poller | state | wall s | CPU s | peak RSS MB | tree RSS MB | items/s | stored "
+        "| nginx statuses (per run) | vs newsboat best | all runs ok |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n"
+    )
+    body = "".join(
+        f"| {r.setting} | {r.state} | {r.wall:.2f} | {r.cpu:.2f} | {r.maxrss_mb:.0f} "
+        f"| {r.tree_rss_mb:.0f} | {f'{r.items_per_s:,.0f}' if r.items_per_s else '-'} "
+        f"| {r.stored:,} | {r.http} "
+        f"| {f'{r.vs_newsboat:.2f}x' if r.vs_newsboat else '-'} | {'yes' if r.ok else 'NO'} |\n"
+        for r in rows
+    )
+    m = meta
+    return (
+        f"{m['feeds']} feeds x {m['items']} items ({m['total_items']:,} items, "
+        f"{m['unique_items']:,} unique after infoCode merge, {m['bytes'] / 1e6:.0f} MB), "
+        f"median of {m['runs']} runs, {m['date']}, {m['machine']}\n\n" + head + body
+    )
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GB RAM, Python {platform.python_version()}"
+
+
+def git_head() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "aggregator"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--feeds", type=int, default=1000)
+    ap.add_argument("--items", type=int, default=50)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--only",
+        default="aggregator,newsboat-1,newsboat-8",
+        help="comma list of settings: aggregator, newsboat-1, newsboat-8 (newsboat-N for any N)",
+    )
+    ap.add_argument("--workers", type=int, default=8, help="aggregator [limits] workers")
+    ap.add_argument("--aggregator-cmd", help='default: "<this python> -m aggregator"')
+    ap.add_argument("--timeout", type=float, default=600, help="seconds per poll run")
+    ap.add_argument("--nginx-workers", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    ARGS_AGG[:] = aggregator_cmd(args.aggregator_cmd)
+    settings = []
+    for name in args.only.split(","):
+        name = name.strip()
+        if name == "aggregator":
+            settings.append(Setting(name, "aggregator", args.workers))
+        elif name.startswith("newsboat-"):
+            settings.append(Setting(name, "newsboat", int(name.split("-", 1)[1])))
+        else:
+            ap.error(f"unknown setting {name!r}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    set_dir = args.out / "sets" / f"{args.feeds}x{args.items}-s{args.seed}"
+    manifest = genfeeds.ensure(set_dir, args.feeds, args.items, args.seed)
+    print(
+        f"set: {set_dir} ({manifest.total_items:,} items, {manifest.unique_items:,} unique, "
+        f"{manifest.bytes / 1e6:.1f} MB)",
+        flush=True,
+    )
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    samples: list[Sample] = []
+    work = args.out / "work"
+    try:
+        with Nginx(set_dir / "feeds", workers=args.nginx_workers) as web:
+            print(f"nginx: {web.url} (pid {web.proc.pid if web.proc else '?'})", flush=True)
+            for run in range(1, args.runs + 1):
+                for st in settings:
+                    state_dir = work / st.name
+                    cmd = prepare_state(st, state_dir, manifest, web.url, args.workers)
+                    samples.append(
+                        one(st, "cold", run, cmd, state_dir, web, manifest, args.timeout)
+                    )
+                    if st.kind == "newsboat":
+                        prime(cmd, state_dir, web, args.timeout)
+                    samples.append(
+                        one(st, "warm", run, cmd, state_dir, web, manifest, args.timeout)
+                    )
+    except KeyboardInterrupt:
+        measure.kill_current()
+        print("\ninterrupted; nginx stopped, partial results follow", file=sys.stderr)
+
+    rows = summarize(samples, settings, manifest)
+    meta = {
+        "feeds": manifest.feeds,
+        "items": manifest.items,
+        "seed": manifest.seed,
+        "total_items": manifest.total_items,
+        "unique_items": manifest.unique_items,
+        "bytes": manifest.bytes,
+        "runs": args.runs,
+        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z"),
+        "machine": machine(),
+        "aggregator": f"{' '.join(ARGS_AGG)} (git {git_head()}), workers={args.workers}",
+        "newsboat": subprocess.run(
+            ["newsboat", "-v"], capture_output=True, text=True, timeout=10
+        ).stdout.splitlines()[0],
+    }
+    md = markdown(rows, meta)
+    print("\n" + md)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    doc = {"meta": meta, "rows": [asdict(r) for r in rows], "samples": [asdict(s) for s in samples]}
+    for name in (f"results-{stamp}", "latest"):
+        (args.out / f"{name}.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+        (args.out / f"{name}.md").write_text(md)
+    print(f"wrote {args.out / ('results-' + stamp)}.{{json,md}}")
+    return 0 if rows and all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
