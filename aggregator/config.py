@@ -107,6 +107,7 @@ class AggregatorSettings(Frozen):
     include: tuple[str, ...] = ()
     retention: Duration | None = None
     title: str = "aggregator"  #: the site title on index.html and all.atom
+    language: str = Field(default="zh-CN", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     websub_hub: HttpUrl | None = None
 
     @field_validator("timezone")

@@ -158,8 +158,8 @@ def to_item(
         guid=parsed.guid,
         infocode=parsed.infocode,
         content_raw=parsed.content,
-        content_html=clean_html(parsed.content),
-        summary_html=clean_html(parsed.summary),
+        content_html=clean_html(parsed.content, base_url=parsed.link),
+        summary_html=clean_html(parsed.summary, base_url=parsed.link),
         author=parsed.author.strip() if parsed.author and parsed.author.strip() else None,
         published=published,
         updated=parsed.updated or published,
@@ -174,7 +174,8 @@ def with_detail(item: Item, body: str | None) -> Item:
     """The item with the body its detail request gave (None: still pending)."""
     if body is None:
         return replace(item, detail_pending=True)
-    return replace(item, content_raw=body, content_html=clean_html(body), detail_pending=False)
+    html = clean_html(body, base_url=item.link)
+    return replace(item, content_raw=body, content_html=html, detail_pending=False)
 
 
 def _without_tracking(link: str | None) -> str | None:
