@@ -24,6 +24,7 @@ request is recorded (``server.requests``, ``server.requests_to(path)``).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -430,6 +431,11 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
+
+        def handle(self) -> None:
+            # Clients here abort on purpose (deadlines, size caps): not worth a traceback.
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                super().handle()
 
         def do_GET(self) -> None:
             self._serve()

@@ -139,7 +139,8 @@ class Fetcher:
                 host = urlsplit(url).hostname or ""
                 with self.hosts.slot(host):
                     deadline.start()
-                    hop = self._hop(session, job, url, url == job.url, deadline, host)
+                    conditional = url == job.url and bool(job.etag or job.last_modified)
+                    hop = self._hop(session, job, url, conditional, deadline, host)
                 if hop.location is None:
                     return self._record(job, url, hop, started, hops, permanent)
                 hops += 1
