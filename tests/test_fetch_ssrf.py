@@ -140,7 +140,7 @@ def test_public_name_connects_to_the_checked_address(make, loopback):
         "http://internal.example/feed",
     ],
 )
-def test_public_source_redirected_into_private_space_is_blocked(loopback, target):
+def test_public_source_redirected_into_private_space_is_blocked(make, loopback, target):
     dns = fake_dns({"public.example": ["127.0.0.1"], "internal.example": ["192.168.0.10"]})
     fetcher = make(resolve=dns, classify=loopback_is_public)
     location = target.format(port=loopback.port)
