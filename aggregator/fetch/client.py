@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
@@ -99,7 +100,8 @@ class Fetcher:
         self._classify = classify
         self._clock = clock
         self._local = threading.local()
-        self._all: list[requests.Session] = []
+        #: every thread's sessions, for close(); weak, so a finished thread's go with it
+        self._all: weakref.WeakSet[requests.Session] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     def __enter__(self) -> Fetcher:
@@ -113,7 +115,7 @@ class Fetcher:
     def close(self) -> None:
         """Close every thread's sessions (their pooled connections)."""
         with self._lock:
-            sessions, self._all = self._all, []
+            sessions = list(self._all)
         for session in sessions:
             session.close()
 
@@ -123,7 +125,7 @@ class Fetcher:
         if session is None:
             session = mine[policy.trusted] = guarded_session(policy, self.headers)
             with self._lock:
-                self._all.append(session)
+                self._all.add(session)
         return session
 
     def fetch(self, job: FetchJob) -> Fetched | NotModified:

@@ -7,6 +7,10 @@ arms a timer; every socket the fetch uses registers with it (from
 shuts those sockets down, which wakes the blocked read in the worker. The
 fetcher then sees ``expired`` and reports a timeout, whatever error or short
 body the shutdown caused.
+
+Not covered: name resolution (``getaddrinfo`` cannot be interrupted; the
+connect timeout does not bound it either) and the wait for a host slot before
+the first request (other fetches' deadlines bound that).
 """
 
 from __future__ import annotations
