@@ -1,0 +1,169 @@
+"""The raw ASGI app: feeds and indexes from ``output_dir``, ``/healthz``, ``/metrics``.
+
+path ─┬─ /healthz ─▶ health.check_health (in a thread, with a deadline)
+      ├─ /metrics ─▶ prometheus_client.generate_latest
+      ├─ file_name() ─▶ FileCache ─▶ 304 | 200 (gzip when accepted) | 404
+      └─ anything else ─▶ 404;  a method other than GET/HEAD ─▶ 405
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from aggregator import metrics
+from aggregator.serve.files import EMPTY_BODY, FileCache, Message, accepts_gzip, file_name
+from aggregator.serve.health import (
+    ConfigProvider,
+    HealthProvider,
+    StoreProvider,
+    check_health,
+)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+#: /healthz gives up on a database that neither answers nor refuses within this
+HEALTH_DEADLINE = 5.0
+
+
+def _plain(status: int, text: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> Message:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", b"%d" % len(text)),
+        (b"cache-control", b"no-store"),
+        *(extra or []),
+    ]
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+_NOT_FOUND = (_plain(404, b"not found\n"), b"not found\n")
+_NOT_ALLOWED = (
+    _plain(405, b"method not allowed\n", [(b"allow", b"GET, HEAD")]),
+    b"method not allowed\n",
+)
+
+
+class FeedApp:
+    """ASGI 3 app; one per server. Not thread-safe: it lives on one event loop."""
+
+    def __init__(
+        self,
+        config_provider: ConfigProvider,
+        store_provider: StoreProvider,
+        health_provider: HealthProvider,
+    ) -> None:
+        config = config_provider()
+        self.files = FileCache(
+            config.aggregator.output_dir, int(config.server.cache_max_age.total_seconds())
+        )
+        self._config = config_provider
+        self._store = store_provider
+        self._health = health_provider
+        self._special = {"/healthz": self._healthz, "/metrics": self._metrics}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        path: str = scope["path"]
+        name = file_name(path)
+        if name is None:
+            special = self._special.get(path)
+            if special is None:
+                return await _fixed(send, scope, *_NOT_FOUND)
+            if scope["method"] not in ("GET", "HEAD"):
+                return await _fixed(send, scope, *_NOT_ALLOWED)
+            return await special(scope, send)
+        if scope["method"] not in ("GET", "HEAD"):
+            return await _fixed(send, scope, *_NOT_ALLOWED)
+
+        cached, key = self.files.fresh(name)
+        if cached is None:
+            if key is not None:
+                cached = await asyncio.to_thread(self.files.load, name)
+            if cached is None:
+                return await _fixed(send, scope, *_NOT_FOUND)
+
+        if_none_match = if_modified_since = accept_encoding = None
+        for header, value in scope["headers"]:
+            if header == b"if-none-match":
+                if_none_match = value if if_none_match is None else if_none_match + b"," + value
+            elif header == b"if-modified-since":
+                if_modified_since = value
+            elif header == b"accept-encoding":
+                accept_encoding = value
+        gz = accepts_gzip(accept_encoding)
+        if cached.not_modified(if_none_match, if_modified_since):
+            metrics.count_response(304)
+            await send(cached.start_304_gz if gz else cached.start_304)
+            await send(EMPTY_BODY)
+            return
+        metrics.count_response(200)
+        await send(cached.start_200_gz if gz else cached.start_200)
+        if scope["method"] == "HEAD":
+            await send(EMPTY_BODY)
+        else:
+            await send(cached.body_gz_msg if gz else cached.body_msg)
+
+    async def _healthz(self, scope: Scope, send: Send) -> None:
+        try:
+            status, doc = await asyncio.wait_for(
+                asyncio.to_thread(check_health, self._config(), self._store, self._health),
+                HEALTH_DEADLINE,
+            )
+        except TimeoutError:
+            metrics.record_database_error("health")
+            status, doc = (
+                503,
+                {
+                    "status": "unavailable",
+                    "database": "unavailable",
+                    "error": f"the database did not answer within {HEALTH_DEADLINE:g}s",
+                    "sources": [],
+                },
+            )
+        body = json.dumps(doc, ensure_ascii=False, indent=1).encode() + b"\n"
+        await _respond(send, scope, status, b"application/json; charset=utf-8", body)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        body = generate_latest(REGISTRY)
+        await _respond(send, scope, 200, CONTENT_TYPE_LATEST.encode(), body)
+
+
+async def _respond(send: Send, scope: Scope, status: int, content_type: bytes, body: bytes) -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", b"%d" % len(body)),
+        (b"cache-control", b"no-store"),
+    ]
+    await _fixed(
+        send, scope, {"type": "http.response.start", "status": status, "headers": headers}, body
+    )
+
+
+async def _fixed(send: Send, scope: Scope, start: Message, body: bytes) -> None:
+    metrics.count_response(start["status"])
+    await send(start)
+    if scope["method"] == "HEAD":
+        body = b""
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
