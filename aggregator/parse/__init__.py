@@ -1,0 +1,15 @@
+"""The parse stage: fetched bytes -> ``ParsedFeed`` (records in ``aggregator.model``).
+
+    Fetched ─▶ encoding.decode_body ─▶ xmlsafe.make_safe ─▶ feedparser ─▶ entries.to_item
+                                   └─▶ jsonfeed (JSON Feed)
+    Fetched + JsonMapping ─▶ jsonapi.parse_json_api (Eastmoney-style list APIs)
+
+Dates (``dates``), infoCodes (``infocode``), links (``links``) and plain-text
+titles (``text``) follow one set of rules for every format. Large bodies are
+parsed in a child process under a time budget (``budget``).
+"""
+
+from aggregator.parse.feed import parse_feed
+from aggregator.parse.jsonapi import parse_detail, parse_json_api
+
+__all__ = ["parse_detail", "parse_feed", "parse_json_api"]
