@@ -141,11 +141,16 @@ class Site:
     rows: list[CategorySummary]
 
 
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    config = load_config(config_file(tmp_path))
+def make_site(tmp_path: Path, listen: str = "127.0.0.1:0") -> Site:
+    """A config file in ``tmp_path`` and every output written under its ``public/``."""
+    config = load_config(config_file(tmp_path, listen))
     rows = write_site(config)
     return Site(config, config.aggregator.output_dir, rows)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return make_site(tmp_path)
 
 
 @pytest.fixture
