@@ -26,9 +26,9 @@ _COLUMNS = (
 )
 
 
-def entries(conn: Connection, category: str | None, limit: int) -> list[Entry]:
-    """Newest ``limit`` entries by published, ties by key; both orders ride an index."""
-    if limit <= 0:
+def entries(conn: Connection, category: str | None, limit: int | None) -> list[Entry]:
+    """Newest ``limit`` entries (None: all) by published, ties by key; both orders ride an index."""
+    if limit is not None and limit <= 0:
         return []
     if category is None:
         stmt = select(*_COLUMNS).order_by(items.c.published.desc(), items.c.key)
@@ -40,7 +40,7 @@ def entries(conn: Connection, category: str | None, limit: int) -> list[Entry]:
             .where(ic.category_id == category)
             .order_by(ic.published.desc(), ic.key)
         )
-    rows = conn.execute(stmt.limit(limit)).all()
+    rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
     filed: dict[int, list[str]] = defaultdict(list)
     for part in chunks([row.id for row in rows]):
         for link in conn.execute(

@@ -120,14 +120,18 @@ def _same(stored: _Stored, item: Item) -> bool:
     return (stored.content_hash, stored.priority, stored.categories, stored.detail_pending) == (
         item.content_hash,
         item.priority,
-        tuple(item.categories),
+        _category_ids(item),
         item.detail_pending,
     )
 
 
+def _category_ids(item: Item) -> tuple[str, ...]:
+    return tuple(sorted(set(item.categories)))
+
+
 def _version_row(item: Item, now: datetime) -> dict[str, Any]:
     row = {name: getattr(item, name) for name in _VERSION_FIELDS}
-    row.update(categories=sorted(item.categories), last_seen=now)
+    row.update(categories=_category_ids(item), last_seen=now)
     return row
 
 
@@ -161,9 +165,9 @@ def apply_items(
     merger = _Merger(conn, now)
     item_ids = _merged_ids(conn, [i.key for i in new])
     fresh = [i for i in new if i.key not in item_ids]
-    remerge = {item_ids[i.key] for i in new if i.key in item_ids}
+    remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     item_ids.update(merger.insert_fresh(fresh))
-    remerge.update(stored[i.key].item_id for i in changed)
+    remerge.update((stored[i.key].item_id, i) for i in changed)
 
     if new:
         rows = []
@@ -184,7 +188,7 @@ def apply_items(
         )
         conn.execute(stmt, [{"b_key": i.key, **_version_row(i, now)} for i in changed])
 
-    merger.remerge(sorted(remerge))
+    merger.remerge(remerge)
     if new:
         recount_items(conn, [source_id])
     cats.bump(conn, merger.changed_categories)
@@ -263,9 +267,7 @@ class _Merger:
                 first_seen=self.now,
             )
             rows.append(row)
-        result = self.conn.execute(
-            insert(items).returning(items.c.key, items.c.id, sort_by_parameter_order=True), rows
-        )
+        result = self.conn.execute(insert(items).returning(items.c.key, items.c.id), rows)
         ids = {row.key: row.id for row in result}
         self._write_categories(
             {
@@ -278,11 +280,16 @@ class _Merger:
             self.changed_categories.update(item.categories)
         return ids
 
-    def remerge(self, item_ids: Sequence[int]) -> None:
-        """Merge each item again from all its versions; write the ones whose hash changed."""
-        if not item_ids:
+    def remerge(self, in_hand: Mapping[int, Item]) -> None:
+        """Merge each item again from all its versions; write the ones whose hash changed.
+
+        ``in_hand``: item id -> this source's version, just written; an item no
+        other source carries is merged from it without reading it back.
+        """
+        if not in_hand:
             return
         conn = self.conn
+        item_ids = sorted(in_hand)
         current: dict[int, Any] = {}
         old_cats: dict[int, set[str]] = defaultdict(set)
         versions: dict[int, list[Item]] = defaultdict(list)
@@ -303,10 +310,22 @@ class _Merger:
                 )
             ):
                 old_cats[link.item_id].add(link.category_id)
-            for version in conn.execute(
-                select(item_versions).where(item_versions.c.item_id.in_(part))
+            shared = set()
+            for carrier in conn.execute(
+                select(item_versions.c.item_id, item_versions.c.source_id).where(
+                    item_versions.c.item_id.in_(part)
+                )
             ):
-                versions[version.item_id].append(to_item(version))
+                if carrier.source_id != in_hand[carrier.item_id].source_id:
+                    shared.add(carrier.item_id)
+            for item_id in part:
+                if item_id not in shared:
+                    versions[item_id].append(in_hand[item_id])
+            if shared:
+                for version in conn.execute(
+                    select(item_versions).where(item_versions.c.item_id.in_(sorted(shared)))
+                ):
+                    versions[version.item_id].append(to_item(version))
         updates: list[dict[str, Any]] = []
         placed: dict[int, tuple[str, datetime, tuple[str, ...]]] = {}
         for item_id in item_ids:

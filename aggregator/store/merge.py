@@ -12,7 +12,6 @@ are the union.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,7 +72,7 @@ def merge_versions(versions: Sequence[Item]) -> Merged:
 
 def merged_hash(merged: Merged, published: datetime) -> str:
     """A hash over what a reader of the merged entry sees (``updated`` left out)."""
-    fields = [
+    fields = (
         merged.title,
         merged.link or "",
         merged.content_html or "",
@@ -81,8 +80,12 @@ def merged_hash(merged: Merged, published: datetime) -> str:
         merged.summary_html or "",
         merged.author or "",
         published.astimezone(UTC).isoformat(),
-        list(merged.categories),
+        " ".join(merged.categories),
         merged.infocode or "",
-    ]
-    blob = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    )
+    digest = hashlib.sha256()
+    for value in fields:  # length-prefixed, so no two field lists hash alike
+        data = value.encode("utf-8")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()

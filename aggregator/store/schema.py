@@ -11,11 +11,11 @@ is stored as UTC and read back aware.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -30,30 +30,74 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.sql.expression import false, true
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+
+class _SQLiteText(DATETIME):
+    """SQLite's DATETIME column, holding the text UTCDateTime already wrote (no processing)."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive UTC text) and PostgreSQL."""
+    """Aware datetimes in, aware UTC datetimes out.
+
+    PostgreSQL: ``timestamptz``. SQLite: naive UTC text in the format SQLAlchemy's
+    own DATETIME writes (``2024-05-01 08:00:00.000000``), which sorts as time
+    does; made with isoformat(), several times faster than the dialect's own.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteText())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: every datetime must be aware")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        if value.tzinfo is not UTC:
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ValueError(f"naive datetime {value!r}: every datetime must be aware")
+            value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+class IdList(TypeDecorator[tuple[str, ...]]):
+    """A tuple of ids ([a-z0-9_-], never blank) as one space-separated text value."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[str] | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        for one in value:
+            if not one or one.split() != [one]:
+                raise ValueError(f"not an id: {one!r}")
+        return " ".join(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> tuple[str, ...] | None:
+        return None if value is None else tuple(value.split())
 
 
 #: integer primary key: a rowid alias on SQLite, 64-bit elsewhere
@@ -120,7 +164,7 @@ items = Table(
     Column("published", UTCDateTime, nullable=False),
     Column("updated", UTCDateTime, nullable=False),
     Column("first_seen", UTCDateTime, nullable=False),
-    Column("content_hash", String(64), nullable=False),
+    Column("content_hash", Text, nullable=False),
     Column("post_category", String(100)),
 )
 
@@ -141,8 +185,8 @@ item_versions = Table(
     Column("published", UTCDateTime),
     Column("updated", UTCDateTime),
     Column("priority", Integer, nullable=False, server_default="0"),
-    Column("categories", JSON, nullable=False),
-    Column("content_hash", String(64), nullable=False),
+    Column("categories", IdList, nullable=False),
+    Column("content_hash", Text, nullable=False),
     Column("detail_url", Text),
     Column("detail_pending", Boolean, nullable=False, server_default=false()),
     Column("first_seen", UTCDateTime, nullable=False),

@@ -142,8 +142,8 @@ class Store:
         with self._write(f"storing items of {source_id}") as conn:
             return items.apply_items(conn, source_id, batch, now)
 
-    def entries(self, category: str | None, limit: int) -> list[Entry]:
-        """The newest ``limit`` entries of ``category`` (None: of all), ties by key."""
+    def entries(self, category: str | None, limit: int | None) -> list[Entry]:
+        """Newest ``limit`` (None: all) entries of ``category`` (None: every one), ties by key."""
         with self._read("reading entries") as conn:
             return feeds.entries(conn, category, limit)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from aggregator.store.schema import UTCDateTime
+from aggregator.store.schema import IdList, UTCDateTime
 
 revision = "0001"
 down_revision = None
@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("published", UTCDateTime(), nullable=False),
         sa.Column("updated", UTCDateTime(), nullable=False),
         sa.Column("first_seen", UTCDateTime(), nullable=False),
-        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("content_hash", sa.Text(), nullable=False),
         sa.Column("post_category", sa.String(100)),
         sa.PrimaryKeyConstraint("id", name="pk_items"),
         sa.UniqueConstraint("key", name="uq_items_key"),
@@ -95,8 +95,8 @@ def upgrade() -> None:
         sa.Column("published", UTCDateTime()),
         sa.Column("updated", UTCDateTime()),
         sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
-        sa.Column("categories", sa.JSON(), nullable=False),
-        sa.Column("content_hash", sa.String(64), nullable=False),
+        sa.Column("categories", IdList(), nullable=False),
+        sa.Column("content_hash", sa.Text(), nullable=False),
         sa.Column("detail_url", sa.Text()),
         sa.Column("detail_pending", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("first_seen", UTCDateTime(), nullable=False),
