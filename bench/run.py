@@ -63,6 +63,7 @@ class Sample:
     stored: int  #: items the poller reports / holds afterwards
     http: dict[str, int]  #: nginx status counts during this run
     note: str = ""
+    load: float = 0.0  #: 1-minute load average when the run ended (other work on the box)
 
 
 @dataclass
@@ -170,6 +171,7 @@ def one(
         stored,
         http,
         note,
+        os.getloadavg()[0],
     )
     flag = "" if m.returncode == 0 and not m.timed_out else f" rc={m.returncode}"
     if m.timed_out:
@@ -178,7 +180,7 @@ def one(
         flag += " stderr: " + m.stderr.strip().splitlines()[-1][:200]
     print(
         f"  {setting.name:<14} {state:<4} run {run}: {m.wall:7.2f} s wall {m.cpu:7.2f} s cpu "
-        f"{m.maxrss_mb:6.0f} MB  http={http} stored={stored} {note}{flag}",
+        f"{m.maxrss_mb:6.0f} MB  load {s.load:.1f}  http={http} stored={stored} {note}{flag}",
         flush=True,
     )
     return s
@@ -264,7 +266,8 @@ def markdown(rows: list[Row], meta: dict[str, object]) -> str:
     return (
         f"{m['feeds']} feeds x {m['items']} items ({m['total_items']:,} items, "
         f"{m['unique_items']:,} unique after infoCode merge, {m['bytes'] / 1e6:.0f} MB), "
-        f"median of {m['runs']} runs, {m['date']}, {m['machine']}\n\n" + head + body
+        f"median of {m['runs']} runs, {m['date']}, {m['machine']}; 1-min load average "
+        f"after each run {m['load'][0]:.1f}-{m['load'][1]:.1f}\n\n" + head + body
     )
 
 
@@ -375,6 +378,10 @@ def main() -> int:
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %z"),
         "machine": machine(),
         "aggregator": f"{' '.join(ARGS_AGG)} (git {git_head()}), workers={args.workers}",
+        "load": [
+            min((s.load for s in samples), default=0),
+            max((s.load for s in samples), default=0),
+        ],
         "newsboat": subprocess.run(
             ["newsboat", "-v"], capture_output=True, text=True, timeout=10
         ).stdout.splitlines()[0],
