@@ -86,13 +86,15 @@ def format_result(result: object) -> str:
 def build(config_path: str | None) -> None:
     """Rewrite every output from the store; polls nothing."""
     from aggregator.outputs import write_outputs
-    from aggregator.store import Store
+    from aggregator.poll import open_store
 
     config = _load(config_path)
     try:
-        store = Store.open(config.aggregator.database)
-        store.sync_config(config)
-        written = write_outputs(config, store, None)
+        store = open_store(config)
+        try:
+            written = write_outputs(config, store, None)
+        finally:
+            store.close()
     except StoreError as exc:
         click.echo(f"database error: {exc}", err=True)
         sys.exit(2)

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pypinyin import lazy_pinyin
-
 from aggregator.config import SourceConfig
 from aggregator.model import Category, Item, ParsedFeed, ParsedItem
 from aggregator.sanitize import clean_html, text_of
@@ -45,6 +43,8 @@ def publisher_category(name: str | None) -> Category | None:
     """科技日报 -> Category("kejiribao", "科技日报新闻"), as the original site filed posts."""
     if not name or not name.strip():
         return None
+    from pypinyin import lazy_pinyin  # a second to import: only when a publisher is met
+
     name = name.strip()
     parts = []
     for syllable in lazy_pinyin(name):
