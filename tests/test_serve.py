@@ -98,6 +98,7 @@ def config_file(tmp_path: Path, listen: str = "127.0.0.1:0", **aggregator: str) 
         'categories = ["world"]',
         "enabled = false",
     ]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / "aggregator.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
