@@ -8,9 +8,9 @@ already clean) and stored through ``Store.apply_items`` in large batches:
 ``--sources`` sources, 20 categories, a tenth of the items shared by two
 sources through an infoCode. Then:
 
-- one changed item: a source's newest item comes back with a new title;
-  time ``apply_items`` of that one item plus ``write_outputs`` of the
-  categories it reports changed (what ``aggregator poll`` does after it);
+- one changed item: a source's second-newest item (its own, not shared) comes
+  back with a new title; time ``apply_items`` of that one item plus
+  ``write_outputs`` of the categories it reports changed (what ``aggregator poll`` does after it);
   median over ``--changes`` different items;
 - a full build: ``aggregator build -c CONFIG`` as a child process with an
   empty output folder, median of ``--builds`` runs.
@@ -230,7 +230,7 @@ def main() -> int:
     try:
         picks = random.Random(args.seed + 1).sample(range(args.sources), args.changes)
         for n, s in enumerate(picks, start=1):
-            item = maker.item(s, 0)
+            item = maker.item(s, 1)  # 0 may be shared, and another source wins the merge
             changed = replace(
                 item,
                 title=item.title + f" 更新 {n}",

@@ -4,8 +4,9 @@
 
 Generates the set (bench/genfeeds.py, cached under bench/out/sets/), serves
 it with nginx (bench/nginx.py), then for each poller setting and each run:
-COLD (fresh database / cache) and WARM (the same state polled again: every
-feed must answer 304, checked in nginx's access log). Prints medians and the
+COLD (fresh database / cache) and WARM (the state of the first cold run polled
+again: every feed must answer 304, checked in nginx's access log; newsboat
+gets one unmeasured reload first, see ``prime``). Prints medians and the
 ratio to newsboat's best setting; writes bench/out/results-<stamp>.{json,md}
 and bench/out/latest.{json,md}.
 """
@@ -17,7 +18,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import sqlite3
@@ -60,7 +60,7 @@ class Sample:
     returncode: int
     timed_out: bool
     items: int  #: items in the documents fetched with 200 (0 on an all-304 run)
-    stored: int  #: items the poller reports / holds afterwards
+    stored: int  #: items held afterwards (aggregator: merged items; newsboat: rss_item rows)
     http: dict[str, int]  #: nginx status counts during this run
     note: str = ""
     load: float = 0.0  #: 1-minute load average when the run ended (other work on the box)
@@ -89,7 +89,7 @@ def aggregator_cmd(extra: str | None) -> list[str]:
 
 
 def prepare_state(
-    setting: Setting, state_dir: Path, manifest: genfeeds.Manifest, url: str, workers: int
+    setting: Setting, state_dir: Path, manifest: genfeeds.Manifest, url: str
 ) -> list[str]:
     """A fresh state folder for one setting; returns the command that polls once."""
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -122,21 +122,22 @@ def prepare_state(
 
 
 ARGS_AGG: list[str] = []
-_AGG_OK = re.compile(r"^\S+ ok new=(\d+) updated=(\d+) unchanged=(\d+) skipped=(\d+)", re.M)
 
 
 def stored_items(setting: Setting, state_dir: Path, m: measure.Measured) -> tuple[int, str]:
+    """Items the poller holds after the run (aggregator: merged items), and a status note."""
+    note = ""
     if setting.kind == "aggregator":
-        lines = [ln for ln in m.stdout.splitlines() if ln.strip()]
-        status = Counter(ln.split()[1] if len(ln.split()) > 1 else "?" for ln in lines)
-        new = sum(int(g[0]) for g in _AGG_OK.findall(m.stdout))
-        note = " ".join(f"{k}={v}" for k, v in sorted(status.items()))
-        return new, note
+        words = [ln.split()[1] for ln in m.stdout.splitlines() if len(ln.split()) > 1]
+        note = " ".join(f"{k}={v}" for k, v in sorted(Counter(words).items()))
+        db, query = state_dir / "agg.db", "select count(*) from items"
+    else:
+        db, query = state_dir / "cache.db", "select count(*) from rss_item"
     try:
-        with sqlite3.connect(f"file:{state_dir / 'cache.db'}?mode=ro", uri=True) as db:
-            return db.execute("select count(*) from rss_item").fetchone()[0], ""
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(query).fetchone()[0], note
     except sqlite3.Error as exc:
-        return 0, f"cache: {exc}"
+        return 0, f"{note} ({db.name}: {exc})"
 
 
 def one(
@@ -251,7 +252,7 @@ def summarize(
 
 def markdown(rows: list[Row], meta: dict[str, object]) -> str:
     head = (
-        "| poller | state | wall s | CPU s | peak RSS MB | tree RSS MB | items/s | stored "
+        "| poller | state | wall s | CPU s | peak RSS MB | tree RSS MB | items/s | items held "
         "| nginx statuses (per run) | vs newsboat best | all runs ok |\n"
         "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n"
     )
@@ -350,17 +351,33 @@ def main() -> int:
     try:
         with Nginx(set_dir / "feeds", workers=args.nginx_workers) as web:
             print(f"nginx: {web.url} (pid {web.proc.pid if web.proc else '?'})", flush=True)
+            # Run 1 of each setting: cold in its warm folder, then warm there. Later
+            # runs: cold in a scratch folder, warm again in the same warm folder (a
+            # poll answered by 304s changes nothing there, so every warm run is alike).
+            warm_cmd: dict[str, list[str]] = {}
             for run in range(1, args.runs + 1):
                 for st in settings:
-                    state_dir = work / st.name
-                    cmd = prepare_state(st, state_dir, manifest, web.url, args.workers)
+                    warm_dir = work / st.name / "warm"
+                    cold_dir = warm_dir if run == 1 else work / st.name / "cold"
+                    cmd = prepare_state(st, cold_dir, manifest, web.url)
+                    samples.append(one(st, "cold", run, cmd, cold_dir, web, manifest, args.timeout))
+                    if run == 1:
+                        warm_cmd[st.name] = cmd
+                        if st.kind == "newsboat":
+                            prime(cmd, warm_dir, web, args.timeout)
+                    else:
+                        shutil.rmtree(cold_dir, ignore_errors=True)
                     samples.append(
-                        one(st, "cold", run, cmd, state_dir, web, manifest, args.timeout)
-                    )
-                    if st.kind == "newsboat":
-                        prime(cmd, state_dir, web, args.timeout)
-                    samples.append(
-                        one(st, "warm", run, cmd, state_dir, web, manifest, args.timeout)
+                        one(
+                            st,
+                            "warm",
+                            run,
+                            warm_cmd[st.name],
+                            warm_dir,
+                            web,
+                            manifest,
+                            args.timeout,
+                        )
                     )
     except KeyboardInterrupt:
         measure.kill_current()
