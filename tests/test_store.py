@@ -352,6 +352,42 @@ def test_categories_listing(store: Store) -> None:
     assert infos["news"].updated == T0 and infos["tech"].updated is None
 
 
+def test_categories_follow_the_config(store: Store) -> None:
+    store.ensure_categories([Category("kejiribao", "科技日报新闻")])
+    store.sync_config([src("a")], [Category("kejiribao", "Declared"), *CATEGORIES], T0)
+    assert [c.id for c in store.categories()] == ["kejiribao", "news", "tech"]
+    store.sync_config([src("a")], [CATEGORIES[0]], T0)
+    infos = store.categories()
+    assert [(c.id, c.origin) for c in infos] == [("news", "config"), ("kejiribao", "publisher")]
+
+
+@pytest.mark.parametrize(
+    ("categories", "publishers", "filed"),
+    [
+        (("news", "tech"), [], "news"),  # config order
+        (("tech", "zzz"), [], "tech"),  # undeclared ones last
+        (("news", "renminribao", "tech"), ["renminribao"], "renminribao"),  # publisher first
+    ],
+)
+def test_post_category(
+    store: Store, categories: tuple[str, ...], publishers: list[str], filed: str
+) -> None:
+    store.sync_config([src("a")], CATEGORIES, T0)
+    store.ensure_categories([Category(p, p) for p in publishers])
+    store.apply_items("a", [item("k", categories=categories)], T0)
+    assert store.entries(None, 1)[0].post_category == filed
+
+
+def test_memory_database() -> None:
+    store = Store.open("sqlite://")
+    try:
+        setup(store)
+        store.apply_items("a", [item("k")], T0)
+        assert keys(store) == ["k"]
+    finally:
+        store.close()
+
+
 def test_items_of_a_source_the_config_never_named(store: Store) -> None:
     result = store.apply_items("stray", [item("k", "stray")], T0)
     assert result.new == 1

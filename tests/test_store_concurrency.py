@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from aggregator.config import SourceConfig
@@ -74,9 +75,11 @@ def test_instances_starting_together_migrate_once(db_url: str) -> None:
         store.close()
 
 
-def test_two_writers_never_hit_a_locked_database(db_url: str) -> None:
-    """Two pollers (separate engines, as two processes would be) write the same items."""
-    stores = [Store.open(db_url), Store.open(db_url)]
+@pytest.mark.parametrize("engines", ["one", "two"])
+def test_two_writers_never_hit_a_locked_database(db_url: str, engines: str) -> None:
+    """Two pollers write the same items: threads of one Store, or two (as two processes)."""
+    first = Store.open(db_url)
+    stores = [first, first if engines == "one" else Store.open(db_url)]
     try:
         stores[0].sync_config(
             [
@@ -106,7 +109,7 @@ def test_two_writers_never_hit_a_locked_database(db_url: str) -> None:
         assert {e.title.rsplit(" ", 1)[1] for e in entries} == {"#24"}
         assert stores[0].state("a").item_count == stores[0].state("b").item_count == 40
     finally:
-        for store in stores:
+        for store in set(stores):
             store.close()
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from aggregator.model import Category
-from aggregator.store.bulk import insert_missing, upsert
+from aggregator.store.bulk import chunks, insert_missing, upsert
 from aggregator.store.records import CategoryInfo, Changes
 from aggregator.store.schema import categories, category_changes, item_categories, items, meta
 
@@ -29,7 +29,7 @@ class CategoryRank:
 
 
 def sync_categories(conn: Connection, declared: Sequence[Category]) -> None:
-    """Declared categories take the config's title and order; undeclared ones stay as publishers."""
+    """Declared categories take the config's title and order; publishers' ones stay."""
     known = {row.id: row for row in conn.execute(select(categories.c.id, categories.c.publisher))}
     rows = [
         {
@@ -43,13 +43,17 @@ def sync_categories(conn: Connection, declared: Sequence[Category]) -> None:
         for position, c in enumerate(declared)
     ]
     upsert(conn, categories, rows, ["id"], ["title", "description", "origin", "position"])
-    gone = [cid for cid in known if cid not in {c.id for c in declared}]
-    if gone:
+    ids = {c.id for c in declared}
+    gone = sorted(cid for cid in known if cid not in ids)
+    for part in chunks(gone):
+        # no longer declared: a publisher's category stays one, any other is no longer listed
+        was_declared = categories.c.id.in_(part) & (categories.c.origin == "config")
         conn.execute(
             update(categories)
-            .where(categories.c.id.in_(gone), categories.c.origin == "config")
+            .where(was_declared, categories.c.publisher.is_(True))
             .values(origin="publisher", position=None)
         )
+        conn.execute(delete(categories).where(was_declared, categories.c.publisher.is_(False)))
 
 
 def ensure_categories(conn: Connection, found: Sequence[Category]) -> None:
