@@ -55,17 +55,26 @@ def publisher_category(name: str | None) -> Category | None:
     return Category(ident[:100], f"{name}新闻")
 
 
+MAX_KEY = 400  #: longer keys are hashed: PostgreSQL's index rows stop at ~2.7 KB
+
+
 def item_key(source_id: str, item: ParsedItem) -> str:
     """The identity of an item, by the fallback chain in the module docstring."""
     if item.infocode:
         return f"ic:{item.infocode}"
-    if item.guid:
-        return f"src:{source_id}:guid:{item.guid.strip()}"
-    if item.link:
-        return f"src:{source_id}:link:{item.link.strip()}"
+    if item.guid and item.guid.strip():
+        return _bounded(f"src:{source_id}:guid:", item.guid.strip())
+    if item.link and item.link.strip():
+        return _bounded(f"src:{source_id}:link:", item.link.strip())
     stamp = item.published.isoformat() if item.published else ""
     digest = hashlib.sha1(f"{item.title or ''}|{stamp}".encode()).hexdigest()
     return f"src:{source_id}:th:{digest}"
+
+
+def _bounded(prefix: str, value: str) -> str:
+    if len(prefix) + len(value) <= MAX_KEY:
+        return prefix + value
+    return f"{prefix}sha1:{hashlib.sha1(value.encode('utf-8')).hexdigest()}"
 
 
 def content_hash(item: ParsedItem, categories: Sequence[str]) -> str:

@@ -155,3 +155,11 @@ def test_item_html_is_sanitized_but_raw_kept() -> None:
     assert item.content_html is not None
     assert "script" not in item.content_html and "onclick" not in item.content_html
     assert "hi" in item.content_html
+
+
+def test_long_keys_are_hashed_but_stable() -> None:
+    link = "http://x/" + "a" * 5000
+    key = item_key("s1", ParsedItem(link=link))
+    assert len(key) < 100 and key.startswith("src:s1:link:sha1:")
+    assert key == item_key("s1", ParsedItem(link=link))
+    assert key != item_key("s1", ParsedItem(link=link + "b"))
