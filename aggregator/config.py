@@ -95,6 +95,16 @@ class Limits(Frozen):
     max_backoff: Duration = timedelta(hours=6)  #: cap on failure backoff
     jitter: float = Field(default=0.1, ge=0, le=0.5)  #: +- fraction of the interval
     redirect_confirmations: int = Field(default=3, ge=1)  #: polls before a 301 moves the URL
+    #: how long a claimed source stays this instance's; renewed while its poll runs, so a
+    #: crashed instance's sources return to the others within one lease
+    lease: Duration = timedelta(minutes=2)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_floor(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=5):  # renewed every third of it by a 1 s timer
+            raise ValueError("must be at least 5s")
+        return value
 
 
 class AggregatorSettings(Frozen):
