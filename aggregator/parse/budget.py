@@ -2,23 +2,33 @@
 
 feedparser is pure Python: a thread cannot be interrupted, and
 ``signal.setitimer`` only works on the main thread, while the daemon parses
-on worker threads. The one robust way to stop a runaway parse is to kill the
-process doing it. The child is a fresh interpreter (``subprocess``, safe from
-any thread, no fork of a threaded parent, no re-import of the caller's
-``__main__`` as multiprocessing would do) that reads the pickled call on
-stdin and writes the pickled result on stdout; it runs under an
-address-space limit, so a hostile document cannot take the daemon's memory
-either. Starting it costs about half a second, so ``feed.parse_feed`` sends
-only large bodies here (see ``feed.INLINE_MAX_BYTES``).
+on worker threads. Bounding the input is not enough either: feedparser's
+lenient path runs at 40 KB/s on some ill-formed input (thousands of unclosed
+``<a `` tags), so time is not a function of size. The one robust way to stop
+a runaway parse is to kill the process doing it.
+
+Children are warm interpreters kept in a small pool (``subprocess``: safe
+from any thread, no fork of a threaded parent, no re-import of the caller's
+``__main__`` as multiprocessing would do). Each reads pickled calls on stdin
+and answers on stdout, so a parse costs a few milliseconds of IPC, not an
+interpreter start. A child that overruns is killed and replaced; children run
+under an address-space limit, in their own session (a terminal's Ctrl-C is
+for the parent), and exit when the parent goes away (EOF on stdin).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import pickle
 import resource
+import selectors
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,51 +38,167 @@ T = TypeVar("T")
 
 #: address-space cap of a parse child (bytes); a 10 MiB feed needs ~300 MiB
 MEMORY_LIMIT = 2 * 1024**3
+#: children kept warm between calls; more are started when threads parse at once
+MAX_IDLE = 2
+#: calls one child serves before it is replaced (bounds heap growth)
+MAX_CALLS = 200
 
 _CHILD = "from aggregator.parse.budget import child_main; child_main()"
+_HEADER = 8
 
 
 def run_with_budget(func: Callable[..., T], *args: Any, timeout: float) -> T:
     """``func(*args)`` in a child; raises ``Unparseable`` when it takes over ``timeout`` s.
 
-    ``func`` must be a module-level function and its arguments picklable. A
-    ``ParseError`` raised in the child is raised here as it was.
+    ``func`` must be a module-level function and its arguments and result
+    picklable. A ``ParseError`` raised in the child is raised here as it was.
     """
-    if not sys.executable:  # embedded interpreter: nothing to start, parse here
-        return func(*args)
-    payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
-    try:
-        done = subprocess.run(
+    return _POOL.run(func, args, timeout)
+
+
+class _Child:
+    """One warm interpreter and the pipes to it."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD],
-            input=payload,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+            start_new_session=True,
         )
-    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
-        raise Unparseable(f"parse exceeded {timeout:g}s") from None
-    if done.returncode != 0 or not done.stdout:
-        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise Unparseable(f"parser process failed (exit {done.returncode}): {last[0][:200]}")
-    ok, value = pickle.loads(done.stdout)  # our own child's answer
-    if ok:
-        return value  # type: ignore[no-any-return]
-    raise value
+        self.calls = 0
+
+    def call(self, payload: bytes, deadline: float) -> tuple[bool, object, bool]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.calls += 1
+        _write_all(self.proc.stdin.fileno(), len(payload).to_bytes(_HEADER, "big") + payload)
+        out = self.proc.stdout.fileno()
+        size = int.from_bytes(_read_exactly(out, _HEADER, deadline), "big")
+        answer: tuple[bool, object, bool] = pickle.loads(_read_exactly(out, size, deadline))
+        return answer
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> int | None:
+        """Kill and reap; the exit code (negative: the signal that ended it)."""
+        code = self.proc.poll()
+        if code is None:
+            self.proc.kill()
+            code = self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        return code
+
+
+class _Pool:
+    def __init__(self) -> None:
+        self._idle: list[_Child] = []
+        self._lock = threading.Lock()
+
+    def run(self, func: Callable[..., T], args: tuple[Any, ...], timeout: float) -> T:
+        payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
+        deadline = time.monotonic() + timeout
+        child = self._take()
+        try:
+            ok, value, retire = child.call(payload, deadline)
+        except TimeoutError:
+            child.close()
+            raise Unparseable(f"parse exceeded {timeout:g}s") from None
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            code = child.close()
+            raise Unparseable(f"parser process failed (exit {code})") from exc
+        except BaseException:
+            child.close()
+            raise
+        self._give_back(child, retire)
+        if ok:
+            return value  # type: ignore[return-value]
+        raise value  # type: ignore[misc]
+
+    def _take(self) -> _Child:
+        with self._lock:
+            while self._idle:
+                child = self._idle.pop()
+                if child.alive():
+                    return child
+                child.close()
+        return _Child()
+
+    def _give_back(self, child: _Child, retire: bool) -> None:
+        with self._lock:
+            keep = not retire and child.calls < MAX_CALLS and len(self._idle) < MAX_IDLE
+            if keep and child.alive():
+                self._idle.append(child)
+                return
+        child.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close()
+
+
+_POOL = _Pool()
+atexit.register(_POOL.close)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[: 1 << 20]) :]
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
+    """``size`` bytes from a pipe, or ``TimeoutError`` at the deadline, ``EOFError`` on EOF."""
+    chunks: list[bytes] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError
+            chunk = os.read(fd, min(size, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            size -= len(chunk)
+    return b"".join(chunks)
 
 
 def child_main() -> None:
-    """The child's side: one pickled call on stdin, one pickled (ok, value) on stdout."""
+    """The child's loop: length-prefixed pickled calls in, (ok, value, retire) out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(ValueError, OSError):  # a lower hard limit is in force
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    func, args = pickle.load(sys.stdin.buffer)
-    result: tuple[bool, object]
-    try:
-        result = (True, func(*args))
-    except ParseError as exc:
-        result = (False, exc)
-    except MemoryError:
-        result = (False, Unparseable("parse exceeded the memory limit"))
-    except Exception as exc:  # anything else: a document that breaks the parser
-        result = (False, Unparseable(f"parser failed: {exc!r}"))
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.buffer.flush()
+    import aggregator.parse.feed  # noqa: F401 - warm up before the first call
+
+    # Answers go out on a private copy of fd 1; anything a library prints goes to stderr.
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    stdin = sys.stdin.buffer
+    while True:
+        header = stdin.read(_HEADER)
+        if len(header) < _HEADER:
+            return  # the parent has gone
+        func, args = pickle.loads(stdin.read(int.from_bytes(header, "big")))
+        retire = False
+        result: object
+        try:
+            ok, result = True, func(*args)
+        except ParseError as exc:
+            ok, result = False, exc
+        except MemoryError:
+            ok, result, retire = False, Unparseable("parse exceeded the memory limit"), True
+        except Exception as exc:  # anything else: a document that breaks the parser
+            ok, result, retire = False, Unparseable(f"parser failed: {exc!r}"), True
+        data = pickle.dumps((ok, result, retire), protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.write(len(data).to_bytes(_HEADER, "big") + data)
+        stdout.flush()
+        if retire:
+            return

@@ -71,7 +71,7 @@ _SHAPES = [
         rf"{_CLOCK}\s+(?:{_ZONE}\s+)?(?P<y>\d{{4}})"
     ),
 ]
-_EPOCH = re.compile(r"(?P<s>\d{9,10})(?:\.\d+)?|(?P<ms>\d{13})")
+_EPOCH = re.compile(r"(?P<s>\d{9,10}(?:\.\d+)?)|(?P<ms>\d{13})")
 _COMMENT = re.compile(r"\([^)]*\)")
 _MIN_YEAR = 1900
 

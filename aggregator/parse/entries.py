@@ -96,10 +96,13 @@ def _author(entry: Mapping[str, Any]) -> str | None:
 
 
 def _date(entry: Mapping[str, Any], key: str, tz: ZoneInfo) -> datetime | None:
-    raw = entry.get(key)
+    # dict.get: FeedParserDict answers "updated" with "published" when it has none
+    # (feedparser issue 310), which would invent an update time.
+    raw = dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
     if isinstance(raw, str) and (parsed := parse_date(raw, tz)):
         return parsed
-    fallback = entry.get(f"{key}_parsed")
+    key += "_parsed"
+    fallback = dict.get(entry, key) if isinstance(entry, dict) else entry.get(key)
     if fallback:
         try:
             year, month, day, hour, minute, second = fallback[:6]
