@@ -236,6 +236,14 @@ def test_utf16_and_32_without_bom(codec: str) -> None:
     assert parse(body).title == "科技日报 Café"
 
 
+def test_a_utf16_label_on_8bit_bytes_is_stale() -> None:
+    body = '<?xml version="1.0" encoding="UTF-16"?><rss version="2.0"><channel><title>林间</title>'
+    decoded = decode_body((body + "</channel></rss>").encode("utf-8"))
+    assert decoded.encoding == "utf-8"
+    assert any("declared utf-16" in w for w in decoded.warnings)
+    assert parse((body + "</channel></rss>").encode("utf-8")).title == "林间"
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
 def test_utf16_and_32_with_bom_and_a_declaration(codec: str) -> None:
     text = '<?xml version="1.0" encoding="UTF-16"?><feed xmlns="http://www.w3.org/2005/Atom"><title>林间</title></feed>'

@@ -38,8 +38,8 @@ T = TypeVar("T")
 
 #: address-space cap of a parse child (bytes); a 10 MiB feed needs ~300 MiB
 MEMORY_LIMIT = 2 * 1024**3
-#: children kept warm between calls; more are started when threads parse at once
-MAX_IDLE = 2
+#: children kept warm between calls (~30 MB each); more start when threads parse at once
+MAX_IDLE = 4
 #: calls one child serves before it is replaced (bounds heap growth)
 MAX_CALLS = 200
 
@@ -52,6 +52,7 @@ def run_with_budget(func: Callable[..., T], *args: Any, timeout: float) -> T:
 
     ``func`` must be a module-level function and its arguments and result
     picklable. A ``ParseError`` raised in the child is raised here as it was.
+    Where no child can be started at all, ``func`` runs here, without a bound.
     """
     return _POOL.run(func, args, timeout)
 
@@ -62,6 +63,7 @@ class _Child:
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _CHILD],
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -103,7 +105,10 @@ class _Pool:
     def run(self, func: Callable[..., T], args: tuple[Any, ...], timeout: float) -> T:
         payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
         deadline = time.monotonic() + timeout
-        child = self._take()
+        try:
+            child = self._take()
+        except OSError:  # no interpreter to start (embedded, no fork): parse here, unbounded
+            return func(*args)
         try:
             ok, value, retire = child.call(payload, deadline)
         except TimeoutError:

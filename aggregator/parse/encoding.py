@@ -126,6 +126,10 @@ def decode_body(body: bytes, content_type: str | None = None) -> Decoded:
         found = codecs_for_label(label)
         if not found:
             warnings.append(f"encoding: unknown label {label!r}, sniffing instead")
+        elif found[0].startswith(("utf-16", "utf-32")):
+            # Real UTF-16/32 was caught above by its BOM or NULs: the label is stale.
+            warnings.append(f"encoding: declared {label} but the bytes are not, sniffing instead")
+            continue
         candidates.extend(c for c in found if c not in candidates)
     declared = http_label or xml_label
 
