@@ -64,7 +64,8 @@ class Daemon:
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._fetcher = Fetcher(config.limits)
         self._failing: set[str] = set()
-        self._seen_counter: int | None = None
+        self._seen_counter: int | None = None  #: the store's change counter last written
+        self._renewed_at = time.monotonic()
 
     # -------------------------------------------------------------- lifecycle
 
@@ -77,10 +78,15 @@ class Daemon:
             return 1
         self.server = self._start_server()
         try:
+            # the counter first: a change committed during the full write is written
+            # again at the first tick, never lost
+            self._seen_counter = self.store.change_counter()
             write_outputs(self.config, self.store, None)
         except Exception:
             log.exception("initial write failed")
         self._scheduler.add_job(self._tick, "interval", seconds=1, id="dispatch",
+                                max_instances=1, coalesce=True, misfire_grace_time=None)
+        self._scheduler.add_job(self._renew_leases, "interval", seconds=1, id="leases",
                                 max_instances=1, coalesce=True, misfire_grace_time=None)
         beat = watchdog_interval()
         if beat:
@@ -189,8 +195,26 @@ class Daemon:
         return UpdateContext(self.config, self.store, self._fetcher, utcnow, self._rand, self.owner)
 
     def _lease(self) -> timedelta:
-        limits = self.config.limits
-        return limits.fetch_deadline * 2 + limits.parse_timeout + timedelta(seconds=30)
+        return self.config.limits.lease
+
+    def _renew_leases(self) -> None:
+        """Every third of a lease, extend the leases of polls still running: a slow poll
+        keeps its source, a crashed instance's sources return within one lease."""
+        lease = self._lease()
+        if self.store is None or time.monotonic() - self._renewed_at < lease.total_seconds() / 3:
+            return
+        self._renewed_at = time.monotonic()
+        with self._lock:
+            ids = sorted(self._inflight)
+        try:
+            held = self.store.renew_leases(self.owner, ids, utcnow() + lease)
+        except StoreError as exc:
+            log.error("leases not renewed: %s", exc)
+            return
+        with self._lock:
+            lost = sorted((set(ids) - held) & set(self._inflight))
+        for source_id in lost:
+            log.warning("%s: lease lost while polling; another instance may poll it", source_id)
 
     def _inflight_count(self) -> int:
         with self._lock:
@@ -252,21 +276,22 @@ class Daemon:
         return result
 
     def _flush_writes(self) -> None:
+        """Rewrite what this instance or any other changed (the store's change counter);
+        on failure keep it all for the next tick."""
         assert self.store is not None
         with self._lock:
             changed, self._changed = self._changed, set()
-        changed |= self._changed_elsewhere()
-        if changed:
-            write_outputs(self.config, self.store, changed)
-
-    def _changed_elsewhere(self) -> set[str]:
-        """Categories other instances changed (the store's change counters)."""
-        assert self.store is not None
-        counters = getattr(self.store, "changed_categories_since", None)
-        if counters is None:
-            return set()
-        changed, self._seen_counter = counters(self._seen_counter)
-        return set(changed)
+            config = self.config
+        try:
+            news = self.store.changed_since(self._seen_counter or 0)
+            changed |= news.categories
+            if changed:
+                write_outputs(config, self.store, changed)
+        except BaseException:
+            with self._lock:
+                self._changed |= changed
+            raise
+        self._seen_counter = news.counter
 
     # ------------------------------------------------------------ watchdog etc
 

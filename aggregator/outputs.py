@@ -4,18 +4,21 @@ Only the categories that changed are rendered again; ``all.atom`` when any
 did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
 when their bytes differ). Every file is replaced atomically with a gzip
 twin for the HTTP server.
+Each file is read from the store, rendered and replaced under its own
+lock (``Store.output_lock``), so instances sharing one output folder never
+put an older rendering over a newer one (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.config import Config
-from aggregator.model import Category
+from aggregator.model import Category, Entry
 from aggregator.posts import write_posts
 from aggregator.store import Store
 from aggregator.write import (
@@ -54,31 +57,49 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     all_missing = not (out / f"{ALL_FEED}.atom").exists()
     written = unchanged = 0
 
-    def put(name: str, data: bytes) -> None:
+    def put(name: str, render: Callable[[], bytes]) -> None:
+        """Read, render and replace under the output's lock: never older over newer."""
         nonlocal written, unchanged
-        if replace_with_gzip(out / name, data):
-            written += 1
-        else:
-            unchanged += 1
+        with store.output_lock(name):
+            if replace_with_gzip(out / name, render()):
+                written += 1
+            else:
+                unchanged += 1
 
     limit = settings.entries_per_feed
+
+    def feed(category: Category | None) -> Callable[[], bytes]:
+        def render() -> bytes:
+            entries = store.entries(category.id if category else None, limit)
+            meta = feed_meta(category, settings, EMPTY_FEED_UPDATED)
+            return render_atom(meta, entries, categories, settings)
+
+        return render
+
+    def summaries() -> list[CategorySummary]:
+        return [
+            CategorySummary(c.id, c.title, c.description, c.entry_count, c.updated)
+            for c in store.categories()
+        ]
+
     for cid in sorted(wanted):
-        entries = store.entries(cid, limit)
-        meta = feed_meta(categories[cid], settings, EMPTY_FEED_UPDATED)
-        put(f"{cid}.atom", render_atom(meta, entries, categories, settings))
+        put(f"{cid}.atom", feed(categories[cid]))
     if wanted or all_missing or changed is None:
-        entries = store.entries(None, limit)
-        put(f"{ALL_FEED}.atom", render_atom(feed_meta(None, settings, EMPTY_FEED_UPDATED),
-                                           entries, categories, settings))
-    rows = [CategorySummary(c.id, c.title, c.description, c.entry_count, c.updated) for c in infos]
-    put("index.html", render_index(rows, settings))
-    put("index.opml", render_opml(rows, settings))
-    if config.posts is not None and (wanted or changed is None):
-        posted = []
-        for cid in sorted(wanted):
-            posted.extend(store.entries(cid, limit if changed is not None else None))
-        result = write_posts(config.posts.dir, _unique(posted), categories, config.posts.site_url,
-                             settings.tz, config.posts.archive_after, datetime.now(UTC))
+        put(f"{ALL_FEED}.atom", feed(None))
+    put("index.html", lambda: render_index(summaries(), settings))
+    put("index.opml", lambda: render_opml(summaries(), settings))
+    if config.posts is not None:  # every time: archiving is due even when nothing changed
+        window = max(limit, config.limits.max_items_per_fetch)
+        with store.output_lock("posts/"):
+            result = write_posts(
+                config.posts.dir,
+                _posted(store, wanted, window if changed is not None else None),
+                categories,
+                config.posts.site_url,
+                settings.tz,
+                config.posts.archive_after,
+                datetime.now(UTC),
+            )
         written += result.written
         unchanged += result.unchanged
     seconds = time.monotonic() - started
@@ -87,11 +108,17 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     return WriteResult(written, unchanged, seconds)
 
 
-def _unique(entries: list) -> list:  # type: ignore[type-arg]
-    seen: set[str] = set()
-    out = []
-    for e in entries:
-        if e.key not in seen:
-            seen.add(e.key)
-            out.append(e)
-    return out
+def _posted(store: Store, wanted: Iterable[str], window: int | None) -> list[Entry]:
+    """The entries whose posts may have changed, each once.
+
+    The newest ``window`` of each changed category: one poll of one source
+    stores at most ``max_items_per_fetch`` items, so every new one is there
+    (not just the newest ``entries_per_feed`` a feed shows). None: every entry.
+    """
+    if window is None:
+        return store.entries(None, None)
+    found: dict[str, Entry] = {}
+    for cid in sorted(wanted):
+        for entry in store.entries(cid, window):
+            found.setdefault(entry.key, entry)
+    return list(found.values())

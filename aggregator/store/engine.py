@@ -26,6 +26,9 @@ BUSY_TIMEOUT_S = 30
 MIGRATION_LOCK = 0x61676772  # "aggr"
 #: transaction-level advisory lock that serializes item writers on PostgreSQL
 ITEMS_LOCK = 0x6167_6769  # "aggi"
+#: class of the transaction-level advisory locks, one per output file name, that serialize
+#: render + replace across instances (the second key is the name's CRC-32)
+OUTPUT_LOCK = 0x6167_676F  # "aggo"
 
 
 def normalize_url(url: str) -> URL:

@@ -130,6 +130,22 @@ def claim_due(
     return sorted(states, key=lambda s: (s.next_due_at or now, s.source_id))
 
 
+def renew_leases(
+    conn: Connection, owner: str, source_ids: Sequence[str], until: datetime
+) -> set[str]:
+    """Push ``owner``'s leases on ``source_ids`` out to ``until``; the ids it still held."""
+    held: set[str] = set()
+    for part in chunks(sorted(set(source_ids))):
+        stmt = (
+            update(sources)
+            .where(sources.c.id.in_(part), sources.c.lease_owner == owner)
+            .values(lease_expires_at=until)
+            .returning(sources.c.id)
+        )
+        held.update(conn.execute(stmt).scalars())
+    return held
+
+
 def save_state(conn: Connection, state: SourceState, release_lease_of: str | None) -> None:
     """Write a poll's outcome; drop the lease only if ``release_lease_of`` still holds it."""
     values: dict[str, Any] = {name: getattr(state, name) for name in _SAVED}

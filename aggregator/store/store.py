@@ -7,6 +7,7 @@ translated here, at the boundary, into ``StoreError`` raised ``from`` them.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -121,6 +122,13 @@ class Store:
         with self._write("claiming due sources") as conn:
             return sources.claim_due(conn, now, limit, owner, lease, source_ids)
 
+    def renew_leases(self, owner: str, source_ids: Sequence[str], until: datetime) -> set[str]:
+        """Extend ``owner``'s leases on sources still being polled; the ids it still held."""
+        if not source_ids:
+            return set()
+        with self._write("renewing leases") as conn:
+            return sources.renew_leases(conn, owner, source_ids, until)
+
     def save_state(self, state: SourceState, *, release_lease_of: str | None = None) -> None:
         """Write a poll's outcome (not ``item_count``, which the store keeps itself)."""
         with self._write("saving source state") as conn:
@@ -155,6 +163,26 @@ class Store:
         """Categories whose entries changed after ``counter``, and the counter now."""
         with self._read("reading changes") as conn:
             return cats.changed_since(conn, counter)
+
+    @contextmanager
+    def output_lock(self, name: str, wait: timedelta = timedelta(seconds=60)) -> Iterator[None]:
+        """Held while one output is read, rendered and replaced, so that instances writing
+        into one folder never put older content over newer: whoever renders next reads
+        after the last replace. PostgreSQL: a transaction advisory lock per name (waits up
+        to ``wait``, then StoreError); SQLite: nothing (one instance per database file).
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        key = zlib.crc32(name.encode("utf-8"))
+        key = key - (1 << 32) if key >= 1 << 31 else key  # int4, as the two-key form wants
+        with translated(f"locking output {name}"), self.engine.begin() as conn:
+            conn.execute(text(f"SET LOCAL lock_timeout = {int(wait.total_seconds() * 1000)}"))
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+                {"cls": engines.OUTPUT_LOCK, "key": key},
+            )
+            yield
 
     def prune(
         self, older_than: datetime, keep_per_category: int, *, now: datetime | None = None
