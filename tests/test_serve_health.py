@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -195,3 +197,37 @@ def test_metrics_parse_and_count(site: Site) -> None:
     assert (
         value("aggregator_fetch_duration_seconds", "aggregator_fetch_duration_seconds_count") >= 1
     )
+
+
+def test_a_hanging_database_neither_blocks_feeds_nor_healthz(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aggregator.serve import app
+
+    monkeypatch.setattr(app, "HEALTH_DEADLINE", 0.5)
+    release = threading.Event()
+
+    def hanging_store() -> Store:
+        release.wait(30)
+        raise LookupError("released")
+
+    handle = _serve(site, hanging_store)
+    try:
+        stuck = [threading.Thread(target=fetch, args=(handle, "/healthz")) for _ in range(4)]
+        for t in stuck:
+            t.start()
+        time.sleep(0.1)
+        # a feed replaced now is read by its own threads while /healthz waits on the database
+        (site.out / "world.atom").write_bytes(b"<feed>new</feed>\n")
+        started = time.monotonic()
+        feed = fetch(handle, "/world.atom")
+        assert time.monotonic() - started < 0.4
+        assert feed.status == 200 and feed.body == b"<feed>new</feed>\n"
+        answer = fetch(handle, "/healthz")
+        assert answer.status == 503
+        assert "did not answer" in json.loads(answer.body)["error"]
+    finally:
+        release.set()
+        handle.stop()
+        for t in stuck:
+            t.join(10)

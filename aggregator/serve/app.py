@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -66,6 +67,15 @@ class FeedApp:
         self._store = store_provider
         self._health = health_provider
         self._special = {"/healthz": self._healthz, "/metrics": self._metrics}
+        self._found: dict[str, str] = {}  #: request path -> name of a file that was there
+        # Separate threads, so a database that hangs /healthz never delays reading a feed.
+        self._file_pool = ThreadPoolExecutor(2, thread_name_prefix="serve-files")
+        self._health_pool = ThreadPoolExecutor(2, thread_name_prefix="serve-health")
+
+    def close(self) -> None:
+        """Let go of the worker threads (a /healthz stuck on the database is not waited for)."""
+        self._file_pool.shutdown(wait=False, cancel_futures=True)
+        self._health_pool.shutdown(wait=False, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -76,7 +86,8 @@ class FeedApp:
 
     async def _http(self, scope: Scope, send: Send) -> None:
         path: str = scope["path"]
-        name = file_name(path)
+        # paths of files found before skip the regex; only those are kept, so it stays small
+        name = self._found.get(path) or file_name(path)
         if name is None:
             special = self._special.get(path)
             if special is None:
@@ -84,15 +95,19 @@ class FeedApp:
             if scope["method"] not in ("GET", "HEAD"):
                 return await _fixed(send, scope, *_NOT_ALLOWED)
             return await special(scope, send)
-        if scope["method"] not in ("GET", "HEAD"):
+        method = scope["method"]
+        if method != "GET" and method != "HEAD":
             return await _fixed(send, scope, *_NOT_ALLOWED)
 
         cached, key = self.files.fresh(name)
         if cached is None:
             if key is not None:
-                cached = await asyncio.to_thread(self.files.load, name)
+                loop = asyncio.get_running_loop()
+                cached = await loop.run_in_executor(self._file_pool, self.files.load, name)
             if cached is None:
+                self._found.pop(path, None)
                 return await _fixed(send, scope, *_NOT_FOUND)
+            self._found[path] = name
 
         if_none_match = if_modified_since = accept_encoding = None
         for header, value in scope["headers"]:
@@ -110,15 +125,18 @@ class FeedApp:
             return
         metrics.count_response(200)
         await send(cached.start_200_gz if gz else cached.start_200)
-        if scope["method"] == "HEAD":
+        if method == "HEAD":
             await send(EMPTY_BODY)
         else:
             await send(cached.body_gz_msg if gz else cached.body_msg)
 
     async def _healthz(self, scope: Scope, send: Send) -> None:
         try:
+            loop = asyncio.get_running_loop()
             status, doc = await asyncio.wait_for(
-                asyncio.to_thread(check_health, self._config(), self._store, self._health),
+                loop.run_in_executor(
+                    self._health_pool, check_health, self._config(), self._store, self._health
+                ),
                 HEALTH_DEADLINE,
             )
         except TimeoutError:

@@ -34,7 +34,10 @@ GRACEFUL_SECONDS = 3
 class ServerHandle:
     """A running server: where it listens, and ``stop()``."""
 
-    def __init__(self, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket):
+    def __init__(
+        self, app: FeedApp, server: uvicorn.Server, thread: threading.Thread, sock: socket.socket
+    ):
+        self.app = app
         self._server = server
         self._thread = thread
         self._sock = sock
@@ -55,6 +58,7 @@ class ServerHandle:
             self._server.force_exit = True
             self._thread.join(2.0)
         self._sock.close()
+        self.app.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -113,9 +117,10 @@ def start_server(
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
             sock.close()
+            app.close()
             raise OSError(f"the HTTP server did not start on {config.server.listen}")
         time.sleep(0.01)
-    handle = ServerHandle(server, thread, sock)
+    handle = ServerHandle(app, server, thread, sock)
     log.info("serving %s on %s", config.aggregator.output_dir, handle.url)
     return handle
 
