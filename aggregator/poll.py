@@ -17,6 +17,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.model import PollStatus, SourceState, UpdateResult
 from aggregator.outputs import write_outputs
+from aggregator.retention import prune_expired
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
 
@@ -107,6 +108,7 @@ def poll_once(config: Config, ids: Sequence[str] | None, *, progress: bool = Fal
         changed: set[str] = set()
         for r in results:
             changed |= r.changed_categories
+        changed |= prune_expired(config, store, utcnow())
         write_outputs(config, store, changed)
         return results
     finally:

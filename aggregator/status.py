@@ -19,7 +19,7 @@ def _when(value: datetime | None, tz: ZoneInfo) -> str:
 def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[str, ...]]:
     """One row per configured source: the columns of the contract, as text."""
     tz = config.aggregator.tz
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for source in config.sources:
         state = states.get(source.id) or SourceState(source.id)
         cats = ",".join(source.categories) + (" +author" if source.category_from else "")

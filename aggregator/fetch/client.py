@@ -103,6 +103,9 @@ class Fetcher:
         #: every thread's sessions, for close(); weak, so a finished thread's go with it
         self._all: weakref.WeakSet[requests.Session] = weakref.WeakSet()
         self._lock = threading.Lock()
+        #: deadlines of the fetches running now, and when abort_all() said to end them
+        self._running: set[Deadline] = set()
+        self._abort_at: float | None = None
 
     def __enter__(self) -> Fetcher:
         return self
@@ -119,6 +122,32 @@ class Fetcher:
         for session in sessions:
             session.close()
 
+    def abort_all(self, grace: float = 0.0) -> None:
+        """End every fetch, running or still to come, at most ``grace`` seconds from now.
+
+        For a stopping daemon: each such fetch raises ``FetchTimeout`` (its
+        sockets are shut, as at its own deadline), so its poll ends normally.
+        """
+        with self._lock:
+            self._abort_at = time.monotonic() + grace
+            running = list(self._running)
+        for deadline in running:
+            deadline.cut(grace)
+
+    def _deadline(self) -> Deadline:
+        deadline = Deadline(self.limits.fetch_deadline.total_seconds())
+        with self._lock:
+            self._running.add(deadline)
+            abort_at = self._abort_at
+        if abort_at is not None:
+            deadline.cut(max(0.0, abort_at - time.monotonic()))
+        return deadline
+
+    def _done(self, deadline: Deadline) -> None:
+        deadline.stop()
+        with self._lock:
+            self._running.discard(deadline)
+
     def _session(self, policy: AddressPolicy) -> requests.Session:
         mine: dict[bool, requests.Session] = self._local.__dict__.setdefault("sessions", {})
         session = mine.get(policy.trusted)
@@ -133,7 +162,7 @@ class Fetcher:
         started = time.monotonic()
         policy = AddressPolicy.for_url(job.configured_url, self._resolve, self._classify)
         session = self._session(policy)
-        deadline = Deadline(self.limits.fetch_deadline.total_seconds())
+        deadline = self._deadline()
         url, hops, permanent = job.url, 0, True
         try:
             while True:
@@ -153,7 +182,7 @@ class Fetcher:
                 permanent = permanent and hop.status in PERMANENT
                 url = hop.location
         finally:
-            deadline.stop()
+            self._done(deadline)
 
     def _hop(
         self,
@@ -186,6 +215,8 @@ class Fetcher:
             raise
         except _TRANSPORT_ERRORS as exc:
             limit_hit = deadline.expired or deadline.remaining() <= 0.05
+            if limit_hit and deadline.cut_short:
+                raise self._timeout(deadline) from exc
             raise translate(
                 exc,
                 host=host,
@@ -223,6 +254,8 @@ class Fetcher:
 
     @staticmethod
     def _timeout(deadline: Deadline) -> FetchError:
+        if deadline.cut_short:
+            return FetchTimeout("cut short: the daemon is stopping")
         return FetchTimeout(f"timed out after {seconds(deadline.seconds)} (total deadline)")
 
     def _record(

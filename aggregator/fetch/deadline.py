@@ -30,19 +30,45 @@ class Deadline:
         self.seconds = seconds
         self.expires_at: float | None = None
         self.expired = False
+        self.cut_short = False  #: brought forward by ``cut()`` (a stopping daemon)
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
+        self._timer: threading.Timer | None = None
+        self._stopped = False
 
     def start(self) -> None:
-        if self.expires_at is None:
-            self.expires_at = time.monotonic() + self.seconds
-            _current.deadline = self
-            self._timer.start()
+        with self._lock:
+            if self.expires_at is None:
+                self.expires_at = time.monotonic() + self.seconds
+                _current.deadline = self
+                self._arm(self.seconds)
+
+    def cut(self, seconds: float) -> None:
+        """Bring the deadline forward to at most ``seconds`` from now; never later."""
+        with self._lock:
+            if self._stopped:
+                return
+            self.cut_short = True
+            if self.expires_at is None:
+                self.seconds = min(self.seconds, seconds)  # start() arms the shorter one
+                return
+            if self.expires_at - time.monotonic() <= seconds:
+                return
+            self.expires_at = time.monotonic() + seconds
+            if self._timer is not None:
+                self._timer.cancel()
+            self._arm(seconds)
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
+        self._timer.daemon = True
+        self._timer.start()
 
     def stop(self) -> None:
-        self._timer.cancel()
+        with self._lock:
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
         if getattr(_current, "deadline", None) is self:
             _current.deadline = None
         with self._lock:
