@@ -99,6 +99,7 @@ def start_server(
             app,
             loop="auto",  # uvloop where installed
             http="auto",  # httptools where installed
+            ws="none",
             lifespan="off",
             log_config=None,  # leave the process's logging alone
             access_log=False,
