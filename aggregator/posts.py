@@ -168,6 +168,11 @@ def _post_date(name: str) -> date | None:
         return None
 
 
+def archive_cutoff(now: datetime, tz: tzinfo, archive_after: timedelta) -> date:
+    """The first day kept in ``_posts``: a day that began ``archive_after`` ago is out."""
+    return (now.astimezone(tz) - archive_after).date() + timedelta(days=1)
+
+
 def _archive(posts: Path, archive: Path, cutoff: date) -> int:
     """Move posts dated before ``cutoff`` out of ``_posts``, as the original site did."""
     moved = 0
@@ -204,12 +209,13 @@ def write_posts(
 ) -> PostsResult:
     """Write ``_posts/<file>`` per entry and ``category/<id>.html`` per category, on change only.
 
-    With ``archive_after``, posts dated before ``now - archive_after`` live in
-    ``old_post/``: moved there from ``_posts``, and never written back.
+    With ``archive_after``, a post whose day began ``archive_after`` ago or more
+    lives in ``old_post/``: moved there from ``_posts``, and never written back.
+    With "3d" that keeps today and the two days before, as the original did.
     """
     posts_dir = Path(posts_dir)
     posts, archive = posts_dir / POSTS, posts_dir / ARCHIVE
-    cutoff = (now.astimezone(tz) - archive_after).date() if archive_after is not None else None
+    cutoff = archive_cutoff(now, tz, archive_after) if archive_after is not None else None
     archived = _archive(posts, archive, cutoff) if cutoff is not None else 0
     # Stale copies are looked for in old_post only while archiving is on; else it is left alone.
     searched = (POSTS, ARCHIVE) if cutoff is not None else (POSTS,)

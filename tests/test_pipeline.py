@@ -7,7 +7,6 @@ end as one entry per feed, with the body from the detail request.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,67 +15,10 @@ import feedparser
 import pytest
 from lxml import etree
 
+from tests.finews_api import CODE, SHARE, TITLE, aggregator, serve_finews, snapshot
 from tests.loopback import LoopbackServer
 
-DATA = Path(__file__).parent / "data"
-SEED_POST = DATA / "write" / "finews" / "2022-05-25-NW202205252391675717.md"
-CODE = "NW202205252391675717"
-TITLE = "科技金融+组团发展 内江高新区力造百亿级产业集群"
-SHARE = f"http://finews.zning.xyz/html_News/NewsShare.html?infoCode={CODE}"
 ATOM = "{http://www.w3.org/2005/Atom}"
-
-
-def seed_body() -> str:
-    text = SEED_POST.read_bytes().decode("utf-8")
-    body = text.split("---\n", 2)[2]
-    return body.rsplit("\n\n<http", 1)[0]
-
-
-def publisher_list(title: str = TITLE) -> bytes:
-    items = [
-        {"title": title, "from": "科技日报", "infocode": CODE[2:], "showtime": "2022-05-25 16:53:43"},
-        {"title": "另一条新闻", "from": "中国基金报", "infocode": "NW202205252391675718",
-         "showtime": "2022-05-25 15:00:00"},
-    ]
-    return ("var ajaxResult=" + json.dumps({"nodeList": items}, ensure_ascii=False) + ";").encode()
-
-
-def rolling_list() -> bytes:
-    records = [
-        {"title": TITLE, "digest": "内江高新区绘制的入围全国高新区排名百强的蓝图。", "id": CODE[2:],
-         "infoCode": CODE, "url_w": f"http://finance.eastmoney.com/news/11060,{CODE[2:]}.html",
-         "showtime": "2022-05-25 16:53:43"},
-    ]
-    return json.dumps({"records": records}, ensure_ascii=False).encode()
-
-
-def rss_feed() -> bytes:
-    return f"""<?xml version="1.0" encoding="utf-8"?>
-<rss version="2.0"><channel><title>科技日报</title><link>http://127.0.0.1/</link>
-<description>kjrb</description><lastBuildDate>Wed, 25 May 2022 09:00:00 GMT</lastBuildDate>
-<item><title>{TITLE}</title><link>{SHARE.replace("&", "&amp;")}</link>
-<guid isPermaLink="false">kjrb-1</guid><pubDate>Wed, 25 May 2022 16:53:43 +0800</pubDate>
-<description>短摘要</description></item>
-</channel></rss>""".encode()
-
-
-def detail(code: str) -> bytes:
-    body = seed_body() if code == CODE else "<p>另一条新闻的正文</p>"
-    return json.dumps({"text": body, "code": code}, ensure_ascii=False).encode()
-
-
-def serve_finews(loopback: LoopbackServer, title: str = TITLE) -> None:
-    from tests.loopback import Response
-
-    loopback.add("/api/list45", publisher_list(title), headers={"Content-Type": "text/javascript"})
-    loopback.add("/api/list102", rolling_list(), headers={"Content-Type": "application/json"})
-    loopback.add("/kjrb.xml", rss_feed(), headers={"Content-Type": "application/rss+xml"})
-
-    def body_api(request):  # type: ignore[no-untyped-def]
-        code = dict(request.query).get("id", "")
-        return Response(200, detail(code), {"Content-Type": "application/json"})
-
-    loopback.add("/NewsData/GetNewsText.do", body_api)
 
 
 def write_config(tmp_path: Path, base: str, db_url: str) -> Path:
@@ -97,7 +39,7 @@ title = "科技日报新闻"
 
 [[sources]]
 id = "em-publishers"
-url = "{base}/api/list45"
+url = "{base}/web/webapi?type=45&count=100&newsid=1"
 categories = []
 category_from = "author"
 type = "json"
@@ -114,7 +56,7 @@ content = "text"
 
 [[sources]]
 id = "em-rolling"
-url = "{base}/api/list102"
+url = "{base}/web/webapi?type=102&count=100&newsid=1"
 categories = ["emnews"]
 type = "json"
 [sources.json]
@@ -135,32 +77,26 @@ categories = ["kejiribao"]
     return config
 
 
-def aggregator(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "aggregator", *args], capture_output=True,
-                          text=True, timeout=120)
-
-
-def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
-    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
-
-
 def entries_of(path: Path) -> list[etree._Element]:
     return etree.parse(str(path)).getroot().findall(f"{ATOM}entry")
 
 
-def test_seed_article_ends_as_one_entry(tmp_path: Path, loopback: LoopbackServer,
-                                        db_url: str) -> None:
+def test_seed_article_ends_as_one_entry(
+    tmp_path: Path, loopback: LoopbackServer, db_url: str
+) -> None:
     serve_finews(loopback)
     config = write_config(tmp_path, loopback.url, db_url)
     first = aggregator("poll", "-c", str(config))
     assert first.returncode == 0, first.stdout + first.stderr
     lines = sorted(first.stdout.splitlines())
     assert [line.split()[:2] for line in lines] == [
-        ["em-publishers", "ok"], ["em-rolling", "ok"], ["kjrb-rss", "ok"]]
+        ["em-publishers", "ok"],
+        ["em-rolling", "ok"],
+        ["kjrb-rss", "ok"],
+    ]
 
     public = tmp_path / "public"
-    (entry,) = [e for e in entries_of(public / "kejiribao.atom")
-                if CODE in e.findtext(f"{ATOM}id")]
+    (entry,) = [e for e in entries_of(public / "kejiribao.atom") if CODE in e.findtext(f"{ATOM}id")]
     assert len(entries_of(public / "kejiribao.atom")) == 1
     assert entry.findtext(f"{ATOM}title") == TITLE
     assert entry.findtext(f"{ATOM}published") == "2022-05-25T16:53:43+08:00"
