@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import click
@@ -9,7 +10,10 @@ import click
 from aggregator.config import Config, load_config, resolve_config_path
 from aggregator.errors import ConfigError, StoreError
 
-CONFIG_HELP = "config file (else $AGGREGATOR_CONFIG, /etc/aggregator/aggregator.toml, ./config/aggregator.toml)"
+CONFIG_HELP = (
+    "config file (else $AGGREGATOR_CONFIG, /etc/aggregator/aggregator.toml, "
+    "./config/aggregator.toml)"
+)
 config_option = click.option("-c", "--config", "config_path", type=click.Path(), help=CONFIG_HELP)
 
 
@@ -134,6 +138,64 @@ def sources(config_path: str | None) -> None:
 
     config = _load(config_path)
     print_sources_table(config)
+
+
+@main.command("import-opml")
+@click.argument("opml_file", type=click.Path(exists=True, dir_okay=False))
+@config_option
+@click.option("--category", metavar="ID", help="file every feed here (else by its OPML folder)")
+@click.option(
+    "--output",
+    default="sources.d/imported.toml",
+    show_default=True,
+    help="included file to add the sources to (relative to the config's folder)",
+)
+def import_opml(opml_file: str, config_path: str | None, category: str | None, output: str) -> None:
+    """Add the feeds of an OPML file as sources, in an included file."""
+    from pathlib import Path
+
+    from aggregator.opml_io import OpmlError, import_into, plan_import, read_opml
+
+    if category is not None and not re.fullmatch(r"[a-z0-9_-]{1,100}", category):
+        raise click.BadParameter("must match [a-z0-9_-]+", param_hint="--category")
+    path = resolve_config_path(config_path)
+    config = _load(config_path)
+    try:
+        feeds = read_opml(Path(opml_file).read_bytes())
+    except (OSError, OpmlError) as exc:
+        click.echo(f"{opml_file}: {exc}", err=True)
+        sys.exit(2)
+    plan = plan_import(feeds, config, category)
+    for url, reason in plan.skipped:
+        click.echo(f"skipped {url}: {reason}")
+    if not plan.sources:
+        click.echo(f"nothing to add ({len(feeds)} feeds in {opml_file})")
+        return
+    target = Path(output) if Path(output).is_absolute() else path.absolute().parent / output
+    try:
+        import_into(path, target, plan, Path(opml_file).name)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"config error: {problem}", err=True)
+        click.echo(f"{target} left as it was", err=True)
+        sys.exit(2)
+    for cid, title in plan.categories:
+        click.echo(f"declared category {cid} ({title})")
+    for s in plan.sources:
+        click.echo(f"added {s.id} {s.url} categories={','.join(s.categories)}")
+    click.echo(
+        f"{len(plan.sources)} sources added to {target}; "
+        "reload the daemon to poll them (systemctl reload aggregator)"
+    )
+
+
+@main.command("export-opml")
+@config_option
+def export_opml(config_path: str | None) -> None:
+    """Print every source as OPML 2.0, grouped by category."""
+    from aggregator.opml_io import render_sources_opml
+
+    click.echo(render_sources_opml(_load(config_path)).decode("utf-8"), nl=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
