@@ -87,6 +87,8 @@ class Daemon:
         self._seen_counter: int | None = None  #: the store's change counter last written
         self._renewed_at = time.monotonic()
         self._last_tick = time.monotonic()
+        #: shown in STATUS= until a reload succeeds, so `systemctl status` tells the admin
+        self._refused: str | None = None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -222,10 +224,9 @@ class Daemon:
         except Exception:
             log.exception("reload failed, keeping the running config")
             ok = False
-        status = self._status_line()
-        if not ok:
-            status = status.replace("STATUS=", "STATUS=reload refused (see log); ", 1)
-        self.notifier.send("READY=1", status)
+        with self._lock:
+            self._refused = None if ok else f"reload refused at {utcnow():%H:%M:%SZ} (see log)"
+        self.notifier.send("READY=1", self._status_line())
         return ok
 
     def _swap(self, new: Config) -> bool:
@@ -461,7 +462,8 @@ class Daemon:
         with self._lock:
             enabled = len([s for s in self.config.sources if s.enabled])
             failing, polling = len(self._failing), len(self._inflight)
-        return f"STATUS={enabled} sources, {failing} failing, {polling} polling"
+            refused = f"; {self._refused}" if self._refused else ""
+        return f"STATUS={enabled} sources, {failing} failing, {polling} polling{refused}"
 
     def _health(self) -> bool:
         return self.store is not None and not self.stop_requested.is_set()

@@ -310,6 +310,14 @@ def test_ready_watchdog_polls_reload_and_stop(
     )
     assert checked.returncode == 2 and "broken.toml:3: sources[0].url" in checked.stdout
 
+    # the refusal stays in the status line until a reload succeeds
+    assert "reload refused" in notify.wait_for("WATCHDOG", "1", since=hup + 1.5)["STATUS"]
+    broken.unlink()
+    hup = time.monotonic()
+    daemon.send(signal.SIGHUP)
+    fixed = notify.wait_for("READY", "1", since=hup, timeout=10)
+    assert "refused" not in fixed["STATUS"]
+
     # SIGTERM: STOPPING=1, exit 0
     term = time.monotonic()
     daemon.send(signal.SIGTERM)
