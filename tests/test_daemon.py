@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +117,9 @@ class NotifyListener:
 class DaemonProcess:
     """``aggregator run`` in a subprocess, its log in a file."""
 
-    def __init__(self, config: Path, notify: NotifyListener, **env: str) -> None:
+    def __init__(
+        self, config: Path, notify: NotifyListener, python: Sequence[str] = (), **env: str
+    ) -> None:
         self.log_path = config.parent / "daemon.log"
         self._log = self.log_path.open("wb")
         environ = {
@@ -125,7 +127,7 @@ class DaemonProcess:
         }
         environ.update(NOTIFY_SOCKET=notify.path, WATCHDOG_USEC=str(WATCHDOG_USEC), **env)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aggregator", "run", "-c", str(config)],
+            [*(python or (sys.executable, "-m", "aggregator")), "run", "-c", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=environ,
@@ -167,8 +169,8 @@ def notify() -> Iterator[NotifyListener]:
 def start_daemon(notify: NotifyListener) -> Iterator[Callable[..., DaemonProcess]]:
     started: list[DaemonProcess] = []
 
-    def start(config: Path, **env: str) -> DaemonProcess:
-        daemon = DaemonProcess(config, notify, **env)
+    def start(config: Path, python: Sequence[str] = (), **env: str) -> DaemonProcess:
+        daemon = DaemonProcess(config, notify, python, **env)
         started.append(daemon)
         return daemon
 
@@ -375,6 +377,41 @@ def test_unusable_listen_address_exits_1(
         assert daemon.wait(30) == 1, daemon.log()
     assert not notify.times("READY")
     assert "cannot serve HTTP" in daemon.log()
+
+
+#: PR_SET_MDWE (Linux 6.3+): what the unit's MemoryDenyWriteExecute=yes does, for this
+#: process and what it execs; then runs ``python -m aggregator <args>``
+UNDER_MDWE = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:
+    sys.exit(77)
+os.execv(sys.executable, [sys.executable, "-m", "aggregator", *sys.argv[1:]])
+"""
+
+
+def test_runs_without_writable_executable_memory(
+    tmp_path: Path, loopback: LoopbackServer, notify: NotifyListener, start_daemon: Any
+) -> None:
+    """The unit's MemoryDenyWriteExecute=yes: poll, parse, store, write and serve all work."""
+    loopback.add("/a.xml", rss("a"), headers={"Content-Type": "application/rss+xml"})
+    config = write_main(tmp_path, source("a", f"{loopback.url}/a.xml", "2s"))
+    daemon = start_daemon(config, python=(sys.executable, "-c", UNDER_MDWE))
+    end = time.monotonic() + 30
+    while not notify.times("READY") and daemon.proc.poll() is None and time.monotonic() < end:
+        time.sleep(0.05)
+    if daemon.proc.poll() == 77:
+        pytest.skip("this kernel has no PR_SET_MDWE")
+    notify.wait_for("READY", "1")
+    daemon.wait_log(r"poll source=a status=ok new=2")
+    listen = daemon.wait_log(r"serving \S+ on (http://127\.0\.0\.1:\d+/)").group(1)
+    wait_until(lambda: "a 1" in (tmp_path / "public" / "news.atom").read_text(), 10, "written")
+    request = urllib.request.Request(listen + "news.atom", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 200 and answer.headers["Content-Encoding"] == "gzip"
+    daemon.send(signal.SIGTERM)
+    assert daemon.wait(20) == 0, daemon.log()
+    assert "Traceback" not in daemon.log()
 
 
 # ------------------------------------------------------------------ in-process pieces

@@ -82,10 +82,21 @@ def test_journal_lines_have_priority_and_no_timestamp(
 
 
 def test_terminal_lines_have_timestamps(tmp_path: Path, loopback: LoopbackServer) -> None:
-    _, stderr = poll_logging(tmp_path, loopback, journal=False)
+    stdout, stderr = poll_logging(tmp_path, loopback, journal=False)
     poll_lines = [line for line in stderr.splitlines() if "poll source=" in line]
     assert len(poll_lines) == 2 and all(STAMP.match(line) for line in poll_lines)
     assert not re.search(r"^<\d>", stderr, re.M)
+    # no TTY: no progress bar, no colours, in either stream
+    assert "\x1b[" not in stdout + stderr
+    table = subprocess.run(
+        [sys.executable, "-m", "aggregator", "sources", "-c", str(tmp_path / "aggregator.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert table.returncode == 0 and "\x1b[" not in table.stdout + table.stderr
+    rows = [line for line in table.stdout.splitlines() if "good" in line or "broken" in line]
+    assert len(rows) == 2 and "5xx" in rows[0] + rows[1]
 
 
 def test_journal_stream_of_another_file_is_ignored(
