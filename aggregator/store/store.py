@@ -7,6 +7,7 @@ translated here, at the boundary, into ``StoreError`` raised ``from`` them.
 
 from __future__ import annotations
 
+import threading
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -43,6 +44,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._reader = engine.execution_options(readonly=True)
+        self._output_locks: dict[str, threading.Lock] = {}
+        self._output_locks_guard = threading.Lock()
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -169,10 +172,13 @@ class Store:
         """Held while one output is read, rendered and replaced, so that instances writing
         into one folder never put older content over newer: whoever renders next reads
         after the last replace. PostgreSQL: a transaction advisory lock per name (waits up
-        to ``wait``, then StoreError); SQLite: nothing (one instance per database file).
+        to ``wait``, then StoreError); SQLite: a lock of this process only (one instance).
         """
         if self.engine.dialect.name != "postgresql":
-            yield
+            with self._output_locks_guard:
+                local = self._output_locks.setdefault(name, threading.Lock())
+            with local:
+                yield
             return
         key = zlib.crc32(name.encode("utf-8"))
         key = key - (1 << 32) if key >= 1 << 31 else key  # int4, as the two-key form wants
