@@ -13,6 +13,7 @@ to CPU 1, so each server has one core, as the daemon does (one process).
     python3 bench/serve_bench.py                      # one round
     python3 bench/serve_bench.py --runs 3             # median of three rounds
     python3 bench/serve_bench.py --nginx-workers auto # nginx with a worker per CPU
+    python3 bench/serve_bench.py --floor              # and uvicorn around a bare 304 app
 
 Not a test: it prints figures. Loopback only; everything it starts is stopped.
 """
@@ -193,6 +194,41 @@ def start_serve(config: Config, tmp: Path, cpu: int | None) -> subprocess.Popen[
     return proc
 
 
+def floor_server(port: int) -> None:
+    """uvicorn, configured as the feed server, around an app that only answers 304.
+
+    What uvicorn itself costs per request: the most any ASGI app under it can reach.
+    """
+    import uvicorn
+
+    from aggregator.serve.server import bind, uvicorn_config
+
+    start = {
+        "type": "http.response.start",
+        "status": 304,
+        "headers": [
+            (b"cache-control", b"max-age=300"),
+            (b"vary", b"accept-encoding"),
+            (b"etag", b'"0123456789abcdef0123456789abcdef-gz"'),
+        ],
+    }
+    body = {"type": "http.response.body", "body": b"", "more_body": False}
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            await send(start)
+            await send(body)
+
+    uvicorn.Server(uvicorn_config(app)).run(sockets=[bind("127.0.0.1", port)])
+
+
+def start_floor(port: int, cpu: int | None) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--floor-server", str(port)]
+    proc = subprocess.Popen(pinned(cmd, cpu), cwd=HERE.parent)
+    wait_for(port, proc, "uvicorn floor")
+    return proc
+
+
 def start_nginx(root: Path, tmp: Path, port: int, workers: str, cpu: int | None):  # type: ignore[no-untyped-def]
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     conf = tmp / "nginx.conf"
@@ -350,7 +386,14 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=50)
     parser.add_argument("--nginx-workers", default="1", help='"1" (one core, like serve) or "auto"')
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers and wrk")
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure uvicorn around an app that only says 304"
+    )
+    parser.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_server:
+        floor_server(args.floor_server)
+        return 0
     for tool in ("wrk", "nginx"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             print(f"{tool} is not installed (apt-get install {tool})", file=sys.stderr)
@@ -380,17 +423,25 @@ def main() -> int:
             procs.append(serve)
             nginx = start_nginx(out, nginx_tmp, nginx_port, args.nginx_workers, server_cpu)
             procs.append(nginx)
+            servers = {"serve": (serve_port, serve), "nginx": (nginx_port, nginx)}
             scripts = {}
-            for port, who in ((serve_port, "serve"), (nginx_port, "nginx")):
+            for who, (port, _) in servers.items():
                 tags = etags(port, paths)
                 scripts[(who, 200)] = lua_script(tmp, f"{who}-200", paths, None)
                 scripts[(who, 304)] = lua_script(tmp, f"{who}-304", paths, tags)
+            if args.floor:
+                floor_port = free_port()
+                servers["floor"] = (floor_port, start_floor(floor_port, server_cpu))
+                procs.append(servers["floor"][1])
+                scripts[("floor", 304)] = scripts[("serve", 304)]
             results: dict[tuple[str, int], list[Figures]] = {k: [] for k in scripts}
             for round_ in range(args.runs):
                 for status in (200, 304):
-                    for who, port in (("serve", serve_port), ("nginx", nginx_port)):
+                    for who, (port, proc) in servers.items():
+                        if (who, status) not in scripts:
+                            continue
                         before = served_304s(serve_port) if who == "serve" else 0
-                        pid = (serve if who == "serve" else nginx).pid
+                        pid = proc.pid
                         cpu_before = cpu_seconds(pid)
                         figures = run_wrk(
                             port, scripts[(who, status)], args.seconds, args.connections, wrk_cpu
@@ -434,6 +485,17 @@ def main() -> int:
         "ratio = serve/nginx requests/s; CPU ratio = nginx/serve CPU per request"
         " (the rate ratio on an otherwise idle core)"
     )
+    if ("floor", 304) in results:
+        f = results[("floor", 304)]
+        f_rps = statistics.median(x.rps for x in f)
+        f_cpu = statistics.median(x.cpu_us for x in f)
+        n_cpu = statistics.median(x.cpu_us for x in results[("nginx", 304)])
+        n_rps = statistics.median(x.rps for x in results[("nginx", 304)])
+        print(
+            f"uvicorn alone, 304 to everything: {f_rps:.0f} req/s, p99"
+            f" {statistics.median(x.p99_ms for x in f):.2f} ms, {f_cpu:.1f} us CPU/request"
+            f" (ratio {f_rps / n_rps:.2f}, CPU ratio {n_cpu / f_cpu:.2f})"
+        )
     if args.runs > 1:
         print(f"(medians of {args.runs} rounds)")
     return 0

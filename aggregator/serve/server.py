@@ -7,13 +7,14 @@ same thread and waits for SIGTERM/SIGINT in the main thread itself.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import socket
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -80,6 +81,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_config(app: Any) -> uvicorn.Config:
+    """How the feed server runs uvicorn (bench/serve_bench.py measures a bare app with it)."""
+    return uvicorn.Config(
+        app,
+        loop="auto",  # uvloop where installed
+        http="auto",  # httptools where installed
+        ws="none",
+        lifespan="off",
+        log_config=None,  # leave the process's logging alone
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SECONDS,
+    )
+
+
 def start_server(
     config: Config,
     store_provider: StoreProvider,
@@ -94,20 +111,7 @@ def start_server(
     """
     app = FeedApp(config_provider or (lambda: config), store_provider, health_provider)
     sock = bind(config.server.host, config.server.port)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            loop="auto",  # uvloop where installed
-            http="auto",  # httptools where installed
-            ws="none",
-            lifespan="off",
-            log_config=None,  # leave the process's logging alone
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=GRACEFUL_SECONDS,
-        )
-    )
+    server = uvicorn.Server(uvicorn_config(app))
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
@@ -169,6 +173,9 @@ def serve_forever(config: Config) -> int:
         except OSError as exc:
             log.error("cannot listen on %s: %s", config.server.listen, exc)
             return 1
+        # What is loaded now lives as long as the process: keep it out of the collector's
+        # scans, which the allocations of every request would otherwise set off.
+        gc.freeze()
         while not stop:
             time.sleep(0.2)
         handle.stop()
