@@ -134,8 +134,8 @@ def test_healthz_503_when_the_daemon_is_unhealthy(site: Site, synced: Store) -> 
     assert json.loads(answer.body)["database"] == "ok"
 
 
-def test_lazy_store_opens_once_and_is_kept(site: Site, sqlite_url: str) -> None:
-    store = LazyStore(sqlite_url)
+def test_lazy_store_opens_once_and_is_kept(site: Site, db_url: str) -> None:
+    store = LazyStore(db_url)
     handle = _serve(site, store)
     try:
         assert fetch(handle, "/healthz").status == 200
