@@ -53,7 +53,8 @@ def test_one_poll_over_every_fixture(
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
     out = proc.stdout.read() if proc.stdout else ""
-    print(f"\none poll over {len(names)} fixtures: {wall:.2f}s, peak RSS {usage.ru_maxrss / 1024:.0f} MB")
+    rss = usage.ru_maxrss / 1024
+    print(f"\none poll over {len(names)} fixtures: {wall:.2f}s, peak RSS {rss:.0f} MB")
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert set(lines) == {source_id(n) for n in names}
     assert os.waitstatus_to_exitcode(status) == 1  # the empty file fails, the rest do not
