@@ -23,7 +23,7 @@ import pytest
 from aggregator.config import Config, load_config
 from aggregator.model import Category, Entry
 from aggregator.serve import ServerHandle, start_server
-from aggregator.serve.files import accepts_gzip, file_name
+from aggregator.serve.files import RECHECK_SECONDS, FileCache, accepts_gzip, file_name
 from aggregator.write import (
     ALL_FEED,
     CategorySummary,
@@ -163,6 +163,11 @@ def served(site: Site) -> Iterator[ServerHandle]:
         handle.stop()
 
 
+def settle() -> None:
+    """Wait until the server looks at the files on disk again (files.RECHECK_SECONDS)."""
+    time.sleep(RECHECK_SECONDS + 0.05)
+
+
 @dataclass
 class Answer:
     status: int
@@ -245,6 +250,26 @@ def test_file_name_admits_only_known_names(path: str, name: str | None) -> None:
 )
 def test_accepts_gzip(header: bytes | None, accepted: bool) -> None:
     assert accepts_gzip(header) is accepted
+
+
+def test_file_cache_looks_again_only_after_recheck(tmp_path: Path) -> None:
+    feed = tmp_path / "a.atom"
+    replace_with_gzip(feed, b"<feed>one</feed>")
+    patient, eager = FileCache(tmp_path, 60, recheck=60), FileCache(tmp_path, 60, recheck=0)
+    for cache in (patient, eager):
+        assert cache.fresh("a.atom") == (None, True)
+        assert cache.load("a.atom") is not None
+    first = patient.fresh("a.atom")[0]
+    assert first is not None and first.body == b"<feed>one</feed>"
+    replace_with_gzip(feed, b"<feed>two</feed>")
+    assert patient.fresh("a.atom") == (first, True)  # within its minute: no stat
+    assert eager.fresh("a.atom") == (None, True)  # changed: load again
+    new = eager.load("a.atom")
+    assert new is not None and new.body == b"<feed>two</feed>" and new.etag != first.etag
+    assert gzip.decompress(new.gz) == new.body
+    feed.unlink()
+    assert eager.fresh("a.atom") == (None, False)
+    assert FileCache(tmp_path, 60).fresh("missing.atom") == (None, False)
 
 
 # ---------------------------------------------------------------- over HTTP
@@ -371,6 +396,7 @@ def test_stale_or_missing_gzip_twin_is_not_served(site: Site, served: ServerHand
     assert gzip.decompress(answer.body) == feed.read_bytes()
     twin.unlink()
     os.utime(feed, ns=(time.time_ns(), time.time_ns() + 10**9))  # make the server look again
+    settle()
     answer = fetch(served, "/world.atom", headers={"Accept-Encoding": "gzip"})
     assert answer.headers["content-encoding"] == "gzip"
     assert gzip.decompress(answer.body) == feed.read_bytes()
@@ -465,6 +491,7 @@ def test_a_replaced_file_is_served_fresh(site: Site, served: ServerHandle) -> No
         *ENTRIES,
     )
     write_site(site.config, newer)
+    settle()
     after = fetch(served, "/kejiribao.atom")
     assert after.status == 200
     assert "新的一篇" in after.body.decode()
@@ -482,6 +509,7 @@ def test_a_replaced_file_is_served_fresh(site: Site, served: ServerHandle) -> No
 def test_a_deleted_file_is_gone(site: Site, served: ServerHandle) -> None:
     assert fetch(served, "/world.atom").status == 200
     (site.out / "world.atom").unlink()
+    settle()
     assert fetch(served, "/world.atom").status == 404
 
 

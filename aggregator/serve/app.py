@@ -99,9 +99,9 @@ class FeedApp:
         if method != "GET" and method != "HEAD":
             return await _fixed(send, scope, *_NOT_ALLOWED)
 
-        cached, key = self.files.fresh(name)
+        cached, exists = self.files.fresh(name)
         if cached is None:
-            if key is not None:
+            if exists:
                 loop = asyncio.get_running_loop()
                 cached = await loop.run_in_executor(self._file_pool, self.files.load, name)
             if cached is None:
