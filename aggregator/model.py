@@ -119,6 +119,7 @@ class ParsedFeed:
     items: tuple[ParsedItem, ...]
     ttl: timedelta | None = None  #: RSS <ttl>, a floor on the poll interval
     warnings: tuple[str, ...] = ()
+    lenient: bool = False  #: read past an XML error: items may be cut short (truncated body)
 
 
 @dataclass(frozen=True, slots=True)

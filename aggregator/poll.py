@@ -3,6 +3,12 @@
 Shared by ``aggregator poll`` (every source once) and the daemon's dispatcher
 (the sources that are due). Fetches run in a bounded thread pool; the
 fetcher itself keeps the per-host limit.
+
+A poll killed after storing items but before writing the feeds must not
+leave them stale for good (the next poll may see only 304s): the store's
+change counter the files were last complete at is kept beside them, in
+``output_dir/.written``, and the next poll also rewrites every category
+changed after it.
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ from aggregator.outputs import write_outputs
 from aggregator.retention import prune_expired
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
+from aggregator.write import replace_file
 
 log = logging.getLogger("aggregator.poll")
+
+#: in output_dir: the store's change counter at which the files there were last complete
+WRITTEN_STAMP = ".written"
 
 
 def utcnow() -> datetime:
@@ -39,7 +49,9 @@ def open_store(config: Config) -> Store:
     return store
 
 
-def pollable(config: Config, states: dict[str, SourceState], ids: Iterable[str] | None) -> list[SourceConfig]:
+def pollable(
+    config: Config, states: dict[str, SourceState], ids: Iterable[str] | None
+) -> list[SourceConfig]:
     """The named sources, else every enabled source not disabled by a 410."""
     if ids is not None:
         wanted = set(ids)
@@ -90,13 +102,24 @@ def _log_result(r: UpdateResult) -> None:
     )
 
 
-def poll_once(config: Config, ids: Sequence[str] | None, *, progress: bool = False) -> list[UpdateResult]:
-    """``aggregator poll``: every (or the named) source once, then write the outputs."""
+def poll_once(
+    config: Config,
+    ids: Sequence[str] | None,
+    *,
+    progress: bool = False,
+    fetcher: Fetcher | None = None,
+) -> list[UpdateResult]:
+    """``aggregator poll``: every (or the named) source once, then write the outputs.
+
+    ``fetcher``: for tests (an injected resolver); by default one made from the limits.
+    """
     store = open_store(config)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(config.limits)
     try:
         states = {s.source_id: s for s in store.states()}
         sources = pollable(config, states, ids)
-        ctx = UpdateContext(config, store, Fetcher(config.limits), utcnow, random.Random())
+        ctx = UpdateContext(config, store, fetcher, utcnow, random.Random())
         if progress and sources:
             from rich.progress import Progress
 
@@ -109,7 +132,26 @@ def poll_once(config: Config, ids: Sequence[str] | None, *, progress: bool = Fal
         for r in results:
             changed |= r.changed_categories
         changed |= prune_expired(config, store, utcnow())
-        write_outputs(config, store, changed)
+        counter, unwritten = _unwritten(config, store)
+        write_outputs(config, store, None if unwritten is None else changed | unwritten)
+        replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
         return results
     finally:
+        if own_fetcher:
+            fetcher.close()
         store.close()
+
+
+def _unwritten(config: Config, store: Store) -> tuple[int, set[str] | None]:
+    """The change counter now, and the categories changed since the files were last complete.
+
+    None: not known (no stamp, or one from another database): every output is rewritten.
+    """
+    counter = store.change_counter()
+    try:
+        seen = int((config.aggregator.output_dir / WRITTEN_STAMP).read_text("ascii"))
+    except (OSError, ValueError):
+        return counter, None
+    if seen > counter:
+        return counter, None
+    return counter, set(store.changed_since(seen).categories)

@@ -10,7 +10,9 @@
     8. state     status, error, validators, redirect, next due; lease released
 
 Any failure in 2-3 leaves every stored item as it was: a source serving an
-empty or broken document changes nothing but its own state.
+empty or broken document changes nothing but its own state. A document read
+only leniently (ill-formed XML, e.g. cut short in transfer) may add items but
+never changes a stored one: the item at the cut would lose half its text.
 """
 
 from __future__ import annotations
@@ -82,13 +84,16 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             return UpdateResult(source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started)
         feed = _parse(ctx, source, outcome)
         deduped = dedupe_feed(source, feed)
-        items, unchanged, warnings = _decide_and_detail(ctx, source, deduped)
+        items, unchanged, warnings = _decide_and_detail(ctx, source, deduped, feed.lenient)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
         applied = ctx.store.apply_items(source.id, items, now)
-        state = _succeeded(ctx, source, state, now, outcome.url, outcome.etag,
-                           outcome.last_modified, outcome.permanent_redirect, outcome.headers,
-                           feed.ttl, interval)
+        # bodies still to ask for: no validators, or a 304 would hide the items next time
+        pending = any(item.detail_pending for item in items)
+        state = _succeeded(ctx, source, state, now, outcome.url,
+                           None if pending else outcome.etag,
+                           None if pending else outcome.last_modified,
+                           outcome.permanent_redirect, outcome.headers, feed.ttl, interval)
         ctx.store.save_state(replace(state, status=PollStatus.OK), release_lease_of=ctx.owner)
         for warning in warnings:
             log.warning("%s", warning)
@@ -107,7 +112,8 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         state = _failed(ctx, source, state, now, exc, interval)
         ctx.store.save_state(state, release_lease_of=ctx.owner)
         return UpdateResult(source.id, PollStatus.FAILED, error_kind=exc.kind,
-                            error_message=str(exc), duration=time.monotonic() - started)
+                            error_message=state.error_message,
+                            duration=time.monotonic() - started)
 
 
 def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
@@ -122,17 +128,24 @@ def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> Parsed
 
 
 def _decide_and_detail(
-    ctx: UpdateContext, source: SourceConfig, deduped: Deduped
+    ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool = False
 ) -> tuple[list[Item], int, list[str]]:
-    """Keep new, changed and body-pending items; fetch bodies within the per-poll budget."""
+    """Keep new, changed and body-pending items; fetch bodies within the per-poll budget.
+
+    ``lenient``: the document was ill-formed, so stored items are kept as they are.
+    """
     known = ctx.store.known_versions(source.id, [i.key for i in deduped.items])
     warnings = list(deduped.warnings)
     detail = source.json_.detail if source.json_ else None
     budget = ctx.config.limits.max_details_per_poll
     keep: list[Item] = []
-    unchanged = 0
+    unchanged = kept_as_stored = 0
     for item in deduped.items:
         before = known.get(item.key)
+        if lenient and before is not None:
+            unchanged += 1
+            kept_as_stored += before.content_hash != item.content_hash
+            continue
         if before and before.content_hash == item.content_hash and not (
             detail and before.detail_pending
         ):
@@ -150,6 +163,9 @@ def _decide_and_detail(
                 item = replace(item, content_raw=before.content_raw,
                                content_html=before.content_html)
         keep.append(item)
+    if kept_as_stored:
+        warnings.append(f"{source.id}: ill-formed document; {kept_as_stored} stored items "
+                        "that differ in it were kept as they were")
     return keep, unchanged, warnings
 
 
@@ -205,6 +221,7 @@ def _succeeded(
         error_kind=None,
         error_message=None,
         consecutive_failures=0,
+        disabled_reason=None,  # an explicit poll (--source) that succeeds enables it again
         redirect_url=moved_to,
         redirect_seen=seen,
         next_due_at=schedule.next_poll(now, interval, floor=floor, retry_after=None,
@@ -224,15 +241,19 @@ def _failed(
     counted = not isinstance(exc, RateLimited)
     failures = state.consecutive_failures + (1 if counted else 0)
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-    disabled = f"410 Gone at {now.isoformat()}: source disabled" if isinstance(exc, Gone) else None
-    if disabled:
+    message = str(exc)
+    disabled = None
+    if isinstance(exc, Gone):
+        disabled = f"410 Gone at {now.isoformat(timespec='seconds')}: source disabled"
+        message = (f"{message}: source disabled, no more polls "
+                   f"(`aggregator poll --source {source.id}` tries it again)")
         log.error("%s: %s", source.id, disabled)
     return replace(
         state,
         last_poll_at=now,
         status=PollStatus.DISABLED if disabled else PollStatus.FAILED,
         error_kind=exc.kind,
-        error_message=str(exc)[:1000],
+        error_message=message[:1000],
         consecutive_failures=failures,
         disabled_reason=disabled or state.disabled_reason,
         next_due_at=schedule.next_poll(now, interval, floor=None, retry_after=retry_after,

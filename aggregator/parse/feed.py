@@ -138,6 +138,7 @@ def parse_document(
         items=tuple(items),
         ttl=_ttl(feed.get("ttl")),
         warnings=tuple(warnings),
+        lenient=problem is not None,
     )
 
 

@@ -3,6 +3,10 @@
 A reader (the HTTP server, nginx, a feed reader on a shared disk) sees the old
 file or the new one, never half of one: write a temporary file in the same
 folder, fsync it, ``os.replace`` it over the old, fsync the folder.
+
+A writer killed with SIGKILL leaves its temporary file behind; the name
+carries the writer's pid, and the first write of a process into a folder
+removes the ones whose writer is gone (or that are over an hour old).
 """
 
 from __future__ import annotations
@@ -10,12 +14,22 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import re
 import stat
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 #: Mode of a new file: readable by the web server that serves ``output_dir``.
 NEW_FILE_MODE = 0o644
+#: ``.<name>.<pid>.<random>.tmp`` (older versions wrote ``.<name>.<random>.tmp``)
+_TEMP_NAME = re.compile(r"^\..+?(?:\.(\d+))?\.[a-z0-9_]+\.tmp$")
+#: a temporary file this old is abandoned whoever wrote it (a write takes milliseconds)
+STALE_TEMP_SECONDS = 3600
+
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
 
 
 def _same_bytes(path: Path, data: bytes) -> bool:
@@ -41,6 +55,50 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _writer_gone(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
+
+
+def sweep_temp_files(folder: Path, now: float | None = None) -> int:
+    """Remove temporary files left by killed writers in ``folder``; how many."""
+    now = time.time() if now is None else now
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        try:
+            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS
+            if old or (match.group(1) and _writer_gone(int(match.group(1)))):
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    """The first write of this process into ``folder`` clears what killed writers left there."""
+    key = os.fspath(folder)
+    with _swept_lock:
+        if key in _swept:
+            return
+        _swept.add(key)
+    sweep_temp_files(folder)
+
+
 def replace_file(path: Path, data: bytes) -> bool:
     """Atomically make ``path`` hold ``data``; False (and no write at all) when it already does."""
     path = Path(path)
@@ -48,11 +106,14 @@ def replace_file(path: Path, data: bytes) -> bool:
         return False
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
+    _sweep_once(folder)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
         mode = NEW_FILE_MODE
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=folder
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
