@@ -59,7 +59,9 @@ def _at_least_one_second(value: timedelta) -> timedelta:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-Interval = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_one_second)]
+Interval = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_one_second)
+]
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
 CategoryId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
 
@@ -297,8 +299,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         matches = sorted(glob.glob(str(main.parent / pattern)))
         if not matches and not glob.has_magic(pattern):
             problems.append(
-                ConfigProblem(str(main), lines.find("aggregator.include"), "aggregator.include",
-                              f"included file not found: {pattern}")
+                ConfigProblem(
+                    str(main),
+                    lines.find("aggregator.include"),
+                    "aggregator.include",
+                    f"included file not found: {pattern}",
+                )
             )
         for name in matches:
             inc = Path(name).absolute()
@@ -309,9 +315,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                 continue
             inc_lines = _KeyLines(inc)
             for key in sorted(set(inc_doc) - _INCLUDE_TABLES):
-                problems.append(ConfigProblem(
-                    str(inc), inc_lines.find(key), key,
-                    "an included file may hold only [[sources]] and [categories.*]"))
+                problems.append(
+                    ConfigProblem(
+                        str(inc),
+                        inc_lines.find(key),
+                        key,
+                        "an included file may hold only [[sources]] and [categories.*]",
+                    )
+                )
             _collect(inc_doc, inc, inc_lines, categories, sources, problems)
 
     _cross_check(categories, sources, problems)
@@ -319,10 +330,12 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         raise ConfigError(problems)
 
     base = main.parent
-    settings = settings.model_copy(update={
-        "database": _absolute_sqlite(settings.database, base),
-        "output_dir": base / settings.output_dir,
-    })
+    settings = settings.model_copy(
+        update={
+            "database": _absolute_sqlite(settings.database, base),
+            "output_dir": base / settings.output_dir,
+        }
+    )
     posts = sections.get("posts")
     if isinstance(posts, PostsSettings):
         posts = posts.model_copy(update={"dir": base / posts.dir})
@@ -354,8 +367,11 @@ def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | No
         problems.append(ConfigProblem(str(path), None, "", f"not UTF-8: {exc}"))
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
-        problems.append(ConfigProblem(str(path), int(line.group(1)) if line else None, "",
-                                      f"TOML syntax: {exc}"))
+        problems.append(
+            ConfigProblem(
+                str(path), int(line.group(1)) if line else None, "", f"TOML syntax: {exc}"
+            )
+        )
     except OSError as exc:
         problems.append(ConfigProblem(str(path), None, "", f"cannot read: {exc.strerror}"))
     return None
@@ -371,25 +387,44 @@ def _collect(
 ) -> None:
     raw_categories = doc.get("categories", {})
     if not isinstance(raw_categories, dict):
-        problems.append(ConfigProblem(str(path), lines.find("categories"), "categories",
-                                      "must be a table of [categories.<id>]"))
+        problems.append(
+            ConfigProblem(
+                str(path),
+                lines.find("categories"),
+                "categories",
+                "must be a table of [categories.<id>]",
+            )
+        )
         raw_categories = {}
     for cid, body in raw_categories.items():
         key = f"categories.{cid}"
         if not re.fullmatch(r"[a-z0-9_-]+", cid):
-            problems.append(ConfigProblem(str(path), lines.find(key), key,
-                                          "category id must match [a-z0-9_-]+"))
+            problems.append(
+                ConfigProblem(str(path), lines.find(key), key, "category id must match [a-z0-9_-]+")
+            )
             continue
         cat = _validate(CategoryConfig, body, path, key, lines, problems)
         if isinstance(cat, CategoryConfig):
             if cid in categories and categories[cid] != cat:
-                problems.append(ConfigProblem(str(path), lines.find(key), key,
-                                              "category declared twice with different values"))
+                problems.append(
+                    ConfigProblem(
+                        str(path),
+                        lines.find(key),
+                        key,
+                        "category declared twice with different values",
+                    )
+                )
             categories[cid] = cat
     raw_sources = doc.get("sources", [])
     if not isinstance(raw_sources, list):
-        problems.append(ConfigProblem(str(path), lines.find("sources"), "sources",
-                                      "must be an array of [[sources]] tables"))
+        problems.append(
+            ConfigProblem(
+                str(path),
+                lines.find("sources"),
+                "sources",
+                "must be an array of [[sources]] tables",
+            )
+        )
         return
     for index, body in enumerate(raw_sources):
         key = f"sources[{index}]"
@@ -408,16 +443,26 @@ def _cross_check(
         lines = _KeyLines(path)
         if source.id in seen:
             first_path, first_key = seen[source.id]
-            problems.append(ConfigProblem(
-                str(path), lines.find(f"{key}.id"), f"{key}.id",
-                f"duplicate source id {source.id!r} (first in {first_path} at {first_key})"))
+            problems.append(
+                ConfigProblem(
+                    str(path),
+                    lines.find(f"{key}.id"),
+                    f"{key}.id",
+                    f"duplicate source id {source.id!r} (first in {first_path} at {first_key})",
+                )
+            )
         else:
             seen[source.id] = (path, key)
         for cid in source.categories:
             if cid not in categories:
-                problems.append(ConfigProblem(
-                    str(path), lines.find(f"{key}.categories"), f"{key}.categories",
-                    f"category {cid!r} is not declared (add a [categories.{cid}] table)"))
+                problems.append(
+                    ConfigProblem(
+                        str(path),
+                        lines.find(f"{key}.categories"),
+                        f"{key}.categories",
+                        f"category {cid!r} is not declared (add a [categories.{cid}] table)",
+                    )
+                )
 
 
 def _validate(
@@ -446,7 +491,7 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     prefix = next((p for p in ("sqlite:///", "sqlite+pysqlite:///") if url.startswith(p)), None)
     if prefix is None:
         return url
-    rest = url[len(prefix):]
+    rest = url[len(prefix) :]
     if not rest or rest.startswith("/") or rest.startswith(":memory:"):
         return url
     return prefix + str(base / rest)
@@ -479,7 +524,9 @@ class _KeyLines:
                     prefix = f"{name}[{counters[name]}]"
                 else:
                     head, _, tail = name.partition(".")
-                    prefix = f"{head}[{counters[head]}].{tail}" if head in counters and tail else name
+                    prefix = (
+                        f"{head}[{counters[head]}].{tail}" if head in counters and tail else name
+                    )
                 self.lines.setdefault(prefix, number)
                 continue
             key = self._KEY.match(line)

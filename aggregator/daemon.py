@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from aggregator import metrics
 from aggregator.config import Config, SourceConfig, load_config
 from aggregator.errors import ConfigError, StoreError
 from aggregator.fetch import Fetcher
@@ -402,6 +403,7 @@ class Daemon:
             else:
                 self._failing.discard(source.id)
             self._inflight.pop(source.id, None)
+            metrics.set_failing_sources(len(self._failing))
         return result
 
     def _flush_writes(self) -> None:

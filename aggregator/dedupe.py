@@ -132,7 +132,9 @@ def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
         cats = tuple(sorted(set(categories)))
         if not cats:
             skipped += 1
-            warnings.append(f"{source.id}: item {position} ({title[:40]!r}) has no category; skipped")
+            warnings.append(
+                f"{source.id}: item {position} ({title[:40]!r}) has no category; skipped"
+            )
             continue
         digest = content_hash(replace(parsed, title=title), cats)
         key = item_key(source.id, parsed)
@@ -191,5 +193,7 @@ def _without_tracking(link: str | None) -> str | None:
     if not link or "?" not in link:
         return link
     parts = urlsplit(link)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)]
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)
+    ]
     return urlunsplit(parts._replace(query=urlencode(query)))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aggregator import metrics
 from aggregator.config import Config
 from aggregator.model import Category, Entry
 from aggregator.posts import write_posts
@@ -105,6 +106,7 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     seconds = time.monotonic() - started
     if written:
         log.info("write files=%d unchanged=%d duration=%.3f", written, unchanged, seconds)
+    metrics.observe_write(seconds)
     return WriteResult(written, unchanged, seconds)
 
 

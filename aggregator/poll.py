@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import UTC, datetime
 
+from aggregator import metrics
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.model import PollStatus, SourceState, UpdateResult
@@ -83,8 +84,12 @@ def poll_sources(
                 result = future.result()
             except Exception as exc:  # a bug or a dead database: report, keep the others
                 log.exception("%s: poll crashed", source.id)
-                result = UpdateResult(source.id, PollStatus.FAILED, error_kind="internal",
-                                      error_message=f"{type(exc).__name__}: {exc}")
+                result = UpdateResult(
+                    source.id,
+                    PollStatus.FAILED,
+                    error_kind="internal",
+                    error_message=f"{type(exc).__name__}: {exc}",
+                )
             _log_result(result)
             results[source.id] = result
             if on_result:
@@ -93,11 +98,19 @@ def poll_sources(
 
 
 def _log_result(r: UpdateResult) -> None:
+    """One key=value line per poll per source (journald-friendly), and the poll metrics."""
+    metrics.record_poll(r)
     level = logging.WARNING if r.status == PollStatus.FAILED else logging.INFO
     log.log(
         level,
         "poll source=%s status=%s new=%d updated=%d unchanged=%d skipped=%d duration=%.3f%s",
-        r.source_id, r.status.value, r.new, r.updated, r.unchanged, r.skipped, r.duration,
+        r.source_id,
+        r.status.value,
+        r.new,
+        r.updated,
+        r.unchanged,
+        r.skipped,
+        r.duration,
         f" error={r.error_kind} message={r.error_message!r}" if r.error_kind else "",
     )
 

@@ -35,9 +35,20 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[st
                 error += f" (x{state.consecutive_failures})"
         if state.disabled_reason:
             error = state.disabled_reason
-        next_poll = "-" if not source.enabled or state.disabled_reason else _when(state.next_due_at, tz)
-        rows.append((source.id, cats, _when(state.last_poll_at, tz), status, error,
-                     str(state.item_count), next_poll))
+        next_poll = (
+            "-" if not source.enabled or state.disabled_reason else _when(state.next_due_at, tz)
+        )
+        rows.append(
+            (
+                source.id,
+                cats,
+                _when(state.last_poll_at, tz),
+                status,
+                error,
+                str(state.item_count),
+                next_poll,
+            )
+        )
     return rows
 
 

@@ -30,8 +30,8 @@ from aggregator.dedupe import Deduped, dedupe_feed, with_detail
 from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
 from aggregator.fetch import Fetcher
 from aggregator.model import (
-    FetchJob,
     Fetched,
+    FetchJob,
     Item,
     NotModified,
     ParsedFeed,
@@ -77,11 +77,25 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
     try:
         outcome = ctx.fetcher.fetch(fetch_job(source, state))
         if isinstance(outcome, NotModified):
-            state = _succeeded(ctx, source, state, now, outcome.url, outcome.etag,
-                               outcome.last_modified, None, outcome.headers, None, interval)
-            ctx.store.save_state(replace(state, status=PollStatus.UNCHANGED),
-                                 release_lease_of=ctx.owner)
-            return UpdateResult(source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started)
+            state = _succeeded(
+                ctx,
+                source,
+                state,
+                now,
+                outcome.url,
+                outcome.etag,
+                outcome.last_modified,
+                None,
+                outcome.headers,
+                None,
+                interval,
+            )
+            ctx.store.save_state(
+                replace(state, status=PollStatus.UNCHANGED), release_lease_of=ctx.owner
+            )
+            return UpdateResult(
+                source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
+            )
         feed = _parse(ctx, source, outcome)
         deduped = dedupe_feed(source, feed)
         items, unchanged, warnings = _decide_and_detail(ctx, source, deduped, feed.lenient)
@@ -90,10 +104,19 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         applied = ctx.store.apply_items(source.id, items, now)
         # bodies still to ask for: no validators, or a 304 would hide the items next time
         pending = any(item.detail_pending for item in items)
-        state = _succeeded(ctx, source, state, now, outcome.url,
-                           None if pending else outcome.etag,
-                           None if pending else outcome.last_modified,
-                           outcome.permanent_redirect, outcome.headers, feed.ttl, interval)
+        state = _succeeded(
+            ctx,
+            source,
+            state,
+            now,
+            outcome.url,
+            None if pending else outcome.etag,
+            None if pending else outcome.last_modified,
+            outcome.permanent_redirect,
+            outcome.headers,
+            feed.ttl,
+            interval,
+        )
         ctx.store.save_state(replace(state, status=PollStatus.OK), release_lease_of=ctx.owner)
         for warning in warnings:
             log.warning("%s", warning)
@@ -111,20 +134,29 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
     except (FetchError, ParseError) as exc:
         state = _failed(ctx, source, state, now, exc, interval)
         ctx.store.save_state(state, release_lease_of=ctx.owner)
-        return UpdateResult(source.id, PollStatus.FAILED, error_kind=exc.kind,
-                            error_message=state.error_message,
-                            duration=time.monotonic() - started)
+        return UpdateResult(
+            source.id,
+            PollStatus.FAILED,
+            error_kind=exc.kind,
+            error_message=state.error_message,
+            duration=time.monotonic() - started,
+        )
 
 
 def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
     cfg = ctx.config
     if source.type == "json":
         assert source.json_ is not None
-        return parse_json_api(fetched, source.json_, tz=cfg.aggregator.tz,
-                              max_items=cfg.limits.max_items_per_fetch)
-    return parse_feed(fetched, tz=cfg.aggregator.tz, infocode_pattern=source.infocode_pattern,
-                      max_items=cfg.limits.max_items_per_fetch,
-                      timeout=cfg.limits.parse_timeout.total_seconds())
+        return parse_json_api(
+            fetched, source.json_, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
+        )
+    return parse_feed(
+        fetched,
+        tz=cfg.aggregator.tz,
+        infocode_pattern=source.infocode_pattern,
+        max_items=cfg.limits.max_items_per_fetch,
+        timeout=cfg.limits.parse_timeout.total_seconds(),
+    )
 
 
 def _decide_and_detail(
@@ -146,8 +178,10 @@ def _decide_and_detail(
             unchanged += 1
             kept_as_stored += before.content_hash != item.content_hash
             continue
-        if before and before.content_hash == item.content_hash and not (
-            detail and before.detail_pending
+        if (
+            before
+            and before.content_hash == item.content_hash
+            and not (detail and before.detail_pending)
         ):
             unchanged += 1
             continue
@@ -160,12 +194,15 @@ def _decide_and_detail(
                 warnings.append(f"{source.id}: detail budget spent; {item.key} waits for next poll")
             item = with_detail(item, body)
             if body is None and before is not None and before.content_raw:
-                item = replace(item, content_raw=before.content_raw,
-                               content_html=before.content_html)
+                item = replace(
+                    item, content_raw=before.content_raw, content_html=before.content_html
+                )
         keep.append(item)
     if kept_as_stored:
-        warnings.append(f"{source.id}: ill-formed document; {kept_as_stored} stored items "
-                        "that differ in it were kept as they were")
+        warnings.append(
+            f"{source.id}: ill-formed document; {kept_as_stored} stored items "
+            "that differ in it were kept as they were"
+        )
     return keep, unchanged, warnings
 
 
@@ -181,8 +218,10 @@ def _fetch_detail(
             return None
         return parse_detail(fetched.body, fetched.headers, source.json_.detail.content)
     except AggregatorError as exc:
-        warnings.append(f"{source.id}: detail request for {item.key} failed ({exc}); "
-                        "kept the list's text, will ask again next poll")
+        warnings.append(
+            f"{source.id}: detail request for {item.key} failed ({exc}); "
+            "kept the list's text, will ask again next poll"
+        )
         return None
 
 
@@ -224,8 +263,15 @@ def _succeeded(
         disabled_reason=None,  # an explicit poll (--source) that succeeds enables it again
         redirect_url=moved_to,
         redirect_seen=seen,
-        next_due_at=schedule.next_poll(now, interval, floor=floor, retry_after=None,
-                                       consecutive_failures=0, limits=limits, rand=ctx.rand),
+        next_due_at=schedule.next_poll(
+            now,
+            interval,
+            floor=floor,
+            retry_after=None,
+            consecutive_failures=0,
+            limits=limits,
+            rand=ctx.rand,
+        ),
     )
 
 
@@ -245,8 +291,10 @@ def _failed(
     disabled = None
     if isinstance(exc, Gone):
         disabled = f"410 Gone at {now.isoformat(timespec='seconds')}: source disabled"
-        message = (f"{message}: source disabled, no more polls "
-                   f"(`aggregator poll --source {source.id}` tries it again)")
+        message = (
+            f"{message}: source disabled, no more polls "
+            f"(`aggregator poll --source {source.id}` tries it again)"
+        )
         log.error("%s: %s", source.id, disabled)
     return replace(
         state,
@@ -256,7 +304,13 @@ def _failed(
         error_message=message[:1000],
         consecutive_failures=failures,
         disabled_reason=disabled or state.disabled_reason,
-        next_due_at=schedule.next_poll(now, interval, floor=None, retry_after=retry_after,
-                                       consecutive_failures=failures, limits=limits,
-                                       rand=ctx.rand),
+        next_due_at=schedule.next_poll(
+            now,
+            interval,
+            floor=None,
+            retry_after=retry_after,
+            consecutive_failures=failures,
+            limits=limits,
+            rand=ctx.rand,
+        ),
     )

@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from aggregator.config import load_config, parse_duration, resolve_config_path
 from aggregator.errors import ConfigError
@@ -79,8 +80,11 @@ def problems_of(path: Path) -> list[str]:
 
 def test_contract_example_loads_with_paths_relative_to_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, CONTRACT_EXAMPLE)
-    write(tmp_path / "sources.d", '[[sources]]\nid = "extra"\nurl = "http://127.0.0.1/x"\n'
-          'categories = ["kejiribao"]\n', "more.toml")
+    write(
+        tmp_path / "sources.d",
+        '[[sources]]\nid = "extra"\nurl = "http://127.0.0.1/x"\ncategories = ["kejiribao"]\n',
+        "more.toml",
+    )
     config = load_config(path)
     assert config.aggregator.database == f"sqlite:///{tmp_path}/var/aggregator.db"
     assert config.aggregator.output_dir == tmp_path / "public"
@@ -98,7 +102,7 @@ def test_contract_example_loads_with_paths_relative_to_the_file(tmp_path: Path) 
 
 def test_config_is_frozen(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, CONTRACT_EXAMPLE))
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         config.aggregator.entries_per_feed = 3  # type: ignore[misc]
 
 
@@ -150,8 +154,12 @@ url = "https://example.org/c"
 categories = ["missing"]
 """,
     )
-    write(tmp_path / "sources.d", '[[sources]]\nid = "a"\nurl = "https://example.org/2"\n'
-          'categories = ["news"]\ninterval = "0s"\n', "dup.toml")
+    write(
+        tmp_path / "sources.d",
+        '[[sources]]\nid = "a"\nurl = "https://example.org/2"\n'
+        'categories = ["news"]\ninterval = "0s"\n',
+        "dup.toml",
+    )
     found = problems_of(path)
     text = "\n".join(found)
     assert f"{path}:2: aggregator.default_interval" in text
@@ -164,10 +172,16 @@ categories = ["missing"]
 
 
 def test_duplicate_ids_across_files(tmp_path: Path) -> None:
-    path = write(tmp_path, '[aggregator]\ninclude = ["more.toml"]\n[categories.n]\ntitle = "N"\n'
-                 '[[sources]]\nid = "x"\nurl = "http://127.0.0.1/a"\ncategories = ["n"]\n')
-    write(tmp_path, '[[sources]]\nid = "x"\nurl = "http://127.0.0.1/b"\ncategories = ["n"]\n',
-          "more.toml")
+    path = write(
+        tmp_path,
+        '[aggregator]\ninclude = ["more.toml"]\n[categories.n]\ntitle = "N"\n'
+        '[[sources]]\nid = "x"\nurl = "http://127.0.0.1/a"\ncategories = ["n"]\n',
+    )
+    write(
+        tmp_path,
+        '[[sources]]\nid = "x"\nurl = "http://127.0.0.1/b"\ncategories = ["n"]\n',
+        "more.toml",
+    )
     text = "\n".join(problems_of(path))
     assert f"{tmp_path / 'more.toml'}:2: sources[0].id: duplicate source id 'x'" in text
 
@@ -176,11 +190,19 @@ def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     ("body", "needle"),
     [
         ('id = "Bad Id"\nurl = "http://127.0.0.1/"\ncategories = ["n"]', "sources[0].id"),
-        ('id = "j"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ntype = "json"', "[sources.json]"),
+        (
+            'id = "j"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ntype = "json"',
+            "[sources.json]",
+        ),
         ('id = "e"\nurl = "http://127.0.0.1/"\ncategories = []', "category_from"),
-        ('id = "r"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ninfocode_pattern = "("',
-         "regular expression"),
-        ('id = "t"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ntype = "atom"', "sources[0].type"),
+        (
+            'id = "r"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ninfocode_pattern = "("',
+            "regular expression",
+        ),
+        (
+            'id = "t"\nurl = "http://127.0.0.1/"\ncategories = ["n"]\ntype = "atom"',
+            "sources[0].type",
+        ),
         ('id = "u"\nurl = "file:///etc/passwd"\ncategories = ["n"]', "only http and https"),
     ],
 )
@@ -208,12 +230,18 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_check_config_cli(tmp_path: Path) -> None:
     good = write(tmp_path, CONTRACT_EXAMPLE)
     (tmp_path / "sources.d").mkdir()
-    ok = subprocess.run([sys.executable, "-m", "aggregator", "check-config", "-c", str(good)],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check-config", "-c", str(good)],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     bad = write(tmp_path, '[aggregator]\nentries_per_feed = "many"\n', "bad.toml")
-    out = subprocess.run([sys.executable, "-m", "aggregator", "check-config", "-c", str(bad)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check-config", "-c", str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert f"{bad}:2: aggregator.entries_per_feed" in out.stdout
 

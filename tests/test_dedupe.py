@@ -69,8 +69,9 @@ def test_title_and_date_key_is_stable_and_distinct() -> None:
 
 def test_hash_ignores_tracking_parameters_but_not_content() -> None:
     base = ParsedItem(title="T", link="http://x/a?id=1", content="<p>x</p>", published=WHEN)
-    tracked = ParsedItem(title="T", link="http://x/a?id=1&utm_source=rss", content="<p>x</p>",
-                         published=WHEN)
+    tracked = ParsedItem(
+        title="T", link="http://x/a?id=1&utm_source=rss", content="<p>x</p>", published=WHEN
+    )
     changed = ParsedItem(title="T2", link="http://x/a?id=1", content="<p>x</p>", published=WHEN)
     assert content_hash(base, ["n"]) == content_hash(tracked, ["n"])
     assert content_hash(base, ["n"]) != content_hash(changed, ["n"])
@@ -137,9 +138,14 @@ def test_repeated_guid_does_not_collapse_distinct_posts() -> None:
 
 def test_publisher_category_added_and_reported() -> None:
     src = source(categories=(), category_from="author")
-    feed = ParsedFeed("f", None, (ParsedItem(infocode="NW1", title="t", author="科技日报",
-                                             published=WHEN),
-                                  ParsedItem(infocode="NW2", title="u", published=WHEN)))
+    feed = ParsedFeed(
+        "f",
+        None,
+        (
+            ParsedItem(infocode="NW1", title="t", author="科技日报", published=WHEN),
+            ParsedItem(infocode="NW2", title="u", published=WHEN),
+        ),
+    )
     result = dedupe_feed(src, feed)
     assert [i.categories for i in result.items] == [("kejiribao",)]
     assert [(c.id, c.title) for c in result.categories] == [("kejiribao", "科技日报新闻")]
@@ -148,8 +154,11 @@ def test_publisher_category_added_and_reported() -> None:
 
 def test_item_html_is_sanitized_but_raw_kept() -> None:
     raw = '<p onclick="x()">hi</p><script>alert(1)</script>'
-    feed = ParsedFeed("f", None, (ParsedItem(guid="1", title="t", content=raw,
-                                             published=datetime(2022, 1, 1, tzinfo=UTC)),))
+    feed = ParsedFeed(
+        "f",
+        None,
+        (ParsedItem(guid="1", title="t", content=raw, published=datetime(2022, 1, 1, tzinfo=UTC)),),
+    )
     (item,) = dedupe_feed(source(), feed).items
     assert item.content_raw == raw
     assert item.content_html is not None

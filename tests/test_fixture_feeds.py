@@ -29,9 +29,7 @@ def source_id(name: str) -> str:
     return name.split(".")[0].replace("__", "-").replace("_", "-").lower()[:60]
 
 
-def test_one_poll_over_every_fixture(
-    tmp_path: Path, loopback: LoopbackServer, db_url: str
-) -> None:
+def test_one_poll_over_every_fixture(tmp_path: Path, loopback: LoopbackServer, db_url: str) -> None:
     names = fixture_names()
     assert len(names) >= 30
     sources = "\n".join(
@@ -48,8 +46,12 @@ def test_one_poll_over_every_fixture(
         encoding="utf-8",
     )
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "aggregator", "poll", "-c", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aggregator", "poll", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - started
     out = proc.stdout.read() if proc.stdout else ""

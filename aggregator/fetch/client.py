@@ -22,7 +22,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from aggregator import USER_AGENT
+from aggregator import USER_AGENT, metrics
 from aggregator.config import Limits
 from aggregator.errors import (
     FetchError,
@@ -183,6 +183,7 @@ class Fetcher:
                 url = hop.location
         finally:
             self._done(deadline)
+            metrics.observe_fetch(time.monotonic() - started)
 
     def _hop(
         self,

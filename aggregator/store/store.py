@@ -17,6 +17,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from aggregator import metrics
 from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
 from aggregator.model import Category, Entry, Item, SourceState
@@ -34,6 +35,7 @@ def translated(what: str) -> Iterator[None]:
     except StoreError:
         raise
     except (SQLAlchemyError, CommandError) as exc:
+        metrics.record_database_error(what.split()[0] if what else "other")
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StoreError(f"{what}: {detail[0] if detail else type(exc).__name__}") from exc
 
