@@ -367,7 +367,9 @@ class Daemon:
         ids = [s.id for s in config.sources if s.enabled and s.id not in busy]
         if not ids:
             return
-        claimed = self.store.claim_due(utcnow() + CLAIM_AHEAD, free, self.owner, self._lease(), ids)
+        claimed = self.store.claim_due(
+            utcnow(), free, self.owner, self._lease(), ids, ahead=CLAIM_AHEAD
+        )
         ctx = self._context()
         for state in claimed:
             source = config.source(state.source_id)

@@ -159,6 +159,33 @@ def test_claim_due_leases_each_source_to_one_owner(store: Store) -> None:
     assert [s.source_id for s in later] == ["s1", "s2", "s3", "s4"]
 
 
+def test_claiming_ahead_takes_sources_due_soon_but_no_lease_early(store: Store) -> None:
+    setup(store, "a", "b")
+    store.save_state(replace(store.state("b"), next_due_at=T0 + timedelta(seconds=1)))
+    lease, ahead = timedelta(seconds=6), timedelta(seconds=2)
+    claimed = store.claim_due(T0, 10, "one", lease, ["a", "b"], ahead=ahead)
+    assert [(s.source_id, s.next_due_at) for s in claimed] == [
+        ("a", T0), ("b", T0 + timedelta(seconds=1))]
+    # leases run from ``now``, not from ``now + ahead``, and are honoured until then
+    assert store.claim_due(T0 + lease - timedelta(seconds=1), 10, "two", lease, ["a", "b"],
+                           ahead=ahead) == []
+    assert len(store.claim_due(T0 + lease, 10, "two", lease, ["a", "b"], ahead=ahead)) == 2
+
+
+def test_renew_extends_only_the_owners_leases(store: Store) -> None:
+    setup(store, "a", "b")
+    lease = timedelta(seconds=6)
+    store.claim_due(T0, 1, "one", lease, ["a"])
+    store.claim_due(T0, 1, "two", lease, ["b"])
+    later = T0 + timedelta(seconds=5)
+    assert store.renew_leases("one", ["a", "b"], later + lease) == {"a"}
+    assert store.renew_leases("one", [], later + lease) == set()
+    # b's lease ran out at T0 + 6 s; a's now runs to T0 + 11 s
+    taken = store.claim_due(T0 + lease, 10, "three", lease, ["a", "b"])
+    assert [s.source_id for s in taken] == ["b"]
+    assert store.renew_leases("two", ["b"], T0 + 2 * lease) == set()  # b is three's now
+
+
 def test_save_state_releases_only_its_own_lease(store: Store) -> None:
     setup(store, "a", "b")
     lease = timedelta(minutes=5)

@@ -95,8 +95,10 @@ def claim_due(
     owner: str,
     lease: timedelta,
     source_ids: Sequence[str] | None,
+    ahead: timedelta = timedelta(0),
 ) -> list[SourceState]:
-    """Lease up to ``limit`` due sources to ``owner``, earliest due first; one statement.
+    """Lease up to ``limit`` sources due by ``now + ahead`` to ``owner``, earliest due first;
+    one statement. Leases expire on ``now`` itself: ``ahead`` never shortens another's.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` keeps concurrent claimers off each
     other's rows. SQLite: the caller's ``BEGIN IMMEDIATE`` serializes claimers.
@@ -106,7 +108,7 @@ def claim_due(
     due = and_(
         sources.c.enabled.is_(True),
         sources.c.disabled_reason.is_(None),
-        sources.c.next_due_at <= now,
+        sources.c.next_due_at <= now + ahead,
         or_(sources.c.lease_owner.is_(None), sources.c.lease_expires_at <= now),
     )
     if source_ids is not None:

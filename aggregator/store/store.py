@@ -122,10 +122,13 @@ class Store:
         owner: str,
         lease: timedelta,
         source_ids: Sequence[str] | None = None,
+        *,
+        ahead: timedelta = timedelta(0),
     ) -> list[SourceState]:
-        """Lease up to ``limit`` due sources (of ``source_ids``) to ``owner``; never two owners."""
+        """Lease up to ``limit`` sources (of ``source_ids``) due by ``now + ahead`` to
+        ``owner``; never two owners: another's lease counts until ``now`` passes it."""
         with self._write("claiming due sources") as conn:
-            return sources.claim_due(conn, now, limit, owner, lease, source_ids)
+            return sources.claim_due(conn, now, limit, owner, lease, source_ids, ahead)
 
     def renew_leases(self, owner: str, source_ids: Sequence[str], until: datetime) -> set[str]:
         """Extend ``owner``'s leases on sources still being polled; the ids it still held."""
