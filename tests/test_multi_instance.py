@@ -60,6 +60,8 @@ ITEMS = 3
 INTERVAL = 4.0  #: seconds, every source
 LEASE = 6.0  #: seconds, [limits] lease
 ANSWER_DELAY = 0.5  #: each feed answers this late, so polls are in flight at the kill
+SLOW = "s59"  #: answers later than a lease lasts: only renewal keeps a second poller off
+SLOW_DELAY = LEASE + 2.0
 INSTANCES = 3
 WORKERS = 6
 COORDINATED = 22.0  #: seconds of three instances
@@ -132,7 +134,7 @@ class FeedFarm:
                 version = self.versions[sid]
                 body = self.document(sid)
                 self.first_served.setdefault((sid, version), now)
-            time.sleep(ANSWER_DELAY)
+            time.sleep(SLOW_DELAY if sid == SLOW else ANSWER_DELAY)
             return static(body, headers={"Content-Type": "application/rss+xml"})(request)
 
         return handle
@@ -170,8 +172,8 @@ def write_config(folder: Path, database: str, port: int, feeds: str) -> Path:
         "jitter = 0.1",
         f'lease = "{int(LEASE)}s"',
         'connect_timeout = "3s"',
-        'read_timeout = "4s"',
-        'fetch_deadline = "5s"',
+        f'read_timeout = "{int(SLOW_DELAY) + 2}s"',
+        f'fetch_deadline = "{int(SLOW_DELAY) + 4}s"',
         'parse_timeout = "3s"',
         "",
     ]
@@ -282,7 +284,12 @@ def pace(farm: FeedFarm, counts: dict[str, int]) -> str:
     if not gaps:
         return f"counts {dict(spread)}, no gaps"
     quartiles = [round(gaps[int(q * (len(gaps) - 1))], 2) for q in (0, 0.25, 0.5, 0.75, 1)]
-    return f"counts {dict(sorted(spread.items()))}, gaps min/q1/median/q3/max {quartiles}"
+    every = sorted(t for sid in farm.asked for t in farm.times(sid))
+    silence = max(b - a for a, b in pairwise(every))
+    return (
+        f"counts {dict(sorted(spread.items()))}, gaps min/q1/median/q3/max {quartiles}, "
+        f"longest time without any request {silence:.1f}s"
+    )
 
 
 def leases_of(database: str, pid: int) -> dict[str, float]:
@@ -376,7 +383,8 @@ def run_the_scenario(farm: FeedFarm, instances: list[Instance], database: str) -
     killed = time.time()
     orphans = leases_of(database, victim.proc.pid)  # dead: these stay as they are
     elapsed = killed - window
-    counts = {sid: sum(window <= t < killed for t in farm.times(sid)) for sid in farm.asked}
+    regular = [sid for sid in farm.asked if sid != SLOW]
+    counts = {sid: sum(window <= t < killed for t in farm.times(sid)) for sid in regular}
     low, high = elapsed / INTERVAL - 2, elapsed / INTERVAL + 2
     share = {i.name: i.polls() for i in instances}
     assert all(low <= n <= high for n in counts.values()), (low, high, pace(farm, counts), logs())
@@ -392,22 +400,26 @@ def run_the_scenario(farm: FeedFarm, instances: list[Instance], database: str) -
         assert after, f"{sid}, leased by the victim, never polled again"
         takeovers[sid] = after[0] - killed
         assert expires - 0.3 <= after[0] <= expires + 3.0, (
-            sid,
-            expires - killed,
-            after[0] - killed,
+            f"{sid}: lease ran out {expires - killed:.2f}s after the kill, polled again at "
+            f"{[round(t - killed, 2) for t in farm.times(sid)]}"
         )
     end = time.time()
     after_kill = {sid: sum(killed <= t < end for t in farm.times(sid)) for sid in farm.asked}
     low2, high2 = (end - killed) / INTERVAL - 2, (end - killed) / INTERVAL + 2
     for sid, n in after_kill.items():
-        floor = 1 if sid in orphans else low2
+        floor = 1 if sid in orphans or sid == SLOW else low2
         assert floor <= n <= high2, (sid, n, low2, high2, logs())
-    gaps = {
-        sid: min(b - a for a, b in zip(ts, ts[1:], strict=False))
-        for sid in farm.asked
-        if len(ts := farm.times(sid)) > 1
-    }
+    gaps = {sid: min(b - a for a, b in pairwise(farm.times(sid))) for sid in regular}
     assert min(gaps.values()) >= INTERVAL - 1.5, sorted(gaps.items(), key=lambda kv: kv[1])[:5]
+    # the slow source: its lease, renewed while the answer takes longer than a lease, kept
+    # every other instance off it until the poll ended
+    slow = [
+        (a, b)
+        for a, b in pairwise(farm.times(SLOW))
+        if not (SLOW in orphans and a < killed < b)  # the victim's poll, taken over
+    ]
+    assert slow and all(b - a >= SLOW_DELAY - 0.3 for a, b in slow), (slow, logs())
+    assert "lease lost" not in logs()
 
     # same output: the retitled story reaches both survivors, then every file is identical
     wait_for(
@@ -436,6 +448,8 @@ def run_the_scenario(farm: FeedFarm, instances: list[Instance], database: str) -
         f"{len(orphans)} orphaned leases taken over after "
         f"{min(takeovers.values()):.1f}-{max(takeovers.values()):.1f}s (lease {LEASE:.0f}s); "
         f"closest polls of one source {min(gaps.values()):.2f}s apart; "
+        f"the slow source's polls {min(b - a for a, b in slow):.1f}s apart "
+        f"(answer {SLOW_DELAY:.0f}s); "
         f"a change in every file after {converged_1:.1f}s (3 instances), "
         f"{converged_2:.1f}s (2)"
     )
