@@ -439,8 +439,9 @@ def _cross_check(
     problems: list[ConfigProblem],
 ) -> None:
     seen: dict[str, tuple[Path, str]] = {}
+    line_maps: dict[Path, _KeyLines] = {}
     for source, path, key in sources:
-        lines = _KeyLines(path)
+        lines = line_maps.get(path) or line_maps.setdefault(path, _KeyLines(path))
         if source.id in seen:
             first_path, first_key = seen[source.id]
             problems.append(
