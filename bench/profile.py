@@ -14,8 +14,11 @@ approximate CPU, not wall.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -49,16 +52,27 @@ STEPS = [
 
 
 def record(cmd: list[str], out: Path, fmt: str, rate: int, timeout: float) -> None:
+    """py-spy in its own process group, killed with its child on timeout or Ctrl-C.
+
+    ``--nonblocking``: py-spy does not pause the target per sample; on two busy
+    cores the pausing cost more CPU than the poll itself.
+    """
     spy = shutil.which("py-spy")
     if not spy:
         sys.exit("py-spy is not installed (pip install py-spy)")
-    subprocess.run(
-        [spy, "record", "-r", str(rate), "-f", fmt, "-o", str(out), "--subprocesses", "--", *cmd],
-        check=False,
-        timeout=timeout,
+    args = [spy, "record", "--nonblocking", "-r", str(rate), "-f", fmt, "-o", str(out)]
+    proc = subprocess.Popen(
+        [*args, "--subprocesses", "--", *cmd],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    try:
+        proc.wait(timeout=timeout)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def package(path: str) -> str:
@@ -80,6 +94,8 @@ def summarize(raw: Path, top: int = 15) -> str:
     by_package: Counter[str] = Counter()
     steps: Counter[str] = Counter()
     imports: Counter[str] = Counter()
+    children: set[str] = set()
+    in_child = child_imports = 0
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
@@ -87,7 +103,13 @@ def summarize(raw: Path, top: int = 15) -> str:
             continue
         n = int(count)
         total += n
-        frames = [m for m in (_FRAME.match(f) for f in stack.split(";")) if m]
+        raw_frames = stack.split(";")
+        child = len(raw_frames) > 1 and raw_frames[1].startswith("process ")
+        if child:  # py-spy nests a child's stacks under its parent's "process" frame
+            children.add(raw_frames[1].split(":", 1)[0])
+            in_child += n
+            child_imports += n if "<frozen importlib._bootstrap>" in stack else 0
+        frames = [m for m in (_FRAME.match(f) for f in raw_frames) if m]
         if not frames:
             continue
         leaf = frames[-1]
@@ -110,6 +132,11 @@ def summarize(raw: Path, top: int = 15) -> str:
     if not total:
         return f"{raw}: no samples\n"
     pct = [f"{raw.name}: {total} samples (running threads, all processes)"]
+    if children:
+        pct.append(
+            f"  in {len(children)} child processes: {in_child / total:.1%} "
+            f"(of which importing modules: {child_imports / total:.1%})"
+        )
     pct.append("  inclusive, by pipeline step:")
     pct += [f"    {steps[label] / total:6.1%}  {label}" for label, _, _ in STEPS if steps[label]]
     pct.append("  imports, by the package being loaded:")
@@ -127,7 +154,7 @@ def main() -> int:
     ap.add_argument("--items", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--rate", type=int, default=100, help="samples per second")
+    ap.add_argument("--rate", type=int, default=50, help="samples per second")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--no-svg", action="store_true", help="collapsed stacks only (one run less)")
     ap.add_argument("--out", type=Path, default=OUT)
@@ -135,6 +162,11 @@ def main() -> int:
 
     set_dir = args.out / "sets" / f"{args.feeds}x{args.items}-s{args.seed}"
     manifest = genfeeds.ensure(set_dir, args.feeds, args.items, args.seed)
+
+    def on_term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
     state = args.out / "work" / "profile"
     report = []
     with Nginx(set_dir / "feeds") as web:
