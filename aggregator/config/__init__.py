@@ -1,0 +1,37 @@
+"""Config: the declared keys (schema.py) and reading the files into them (load.py)."""
+
+from aggregator.config.load import check_paths, load_config, resolve_config_path
+from aggregator.config.schema import (
+    DEFAULT_PATHS,
+    AggregatorSettings,
+    CategoryConfig,
+    Config,
+    DetailMapping,
+    Duration,
+    Interval,
+    JsonMapping,
+    Limits,
+    PostsSettings,
+    ServerSettings,
+    SourceConfig,
+    parse_duration,
+)
+
+__all__ = [
+    "DEFAULT_PATHS",
+    "AggregatorSettings",
+    "CategoryConfig",
+    "Config",
+    "DetailMapping",
+    "Duration",
+    "Interval",
+    "JsonMapping",
+    "Limits",
+    "PostsSettings",
+    "ServerSettings",
+    "SourceConfig",
+    "check_paths",
+    "load_config",
+    "parse_duration",
+    "resolve_config_path",
+]

@@ -1,0 +1,238 @@
+"""Every config key, declared once with pydantic: the frozen records a Config is made of."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from aggregator.model import Category
+
+DEFAULT_PATHS = (Path("/etc/aggregator/aggregator.toml"), Path("config/aggregator.toml"))
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` (a bare number is seconds)."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    raise ValueError(f'not a duration: {value!r} (use "90s", "15m", "2h" or "1d")')
+
+
+def _at_least_one_second(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError("must be at least 1s")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Interval = Annotated[
+    timedelta, BeforeValidator(parse_duration), AfterValidator(_at_least_one_second)
+]
+SourceId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
+CategoryId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"only http and https URLs are allowed, not {value!r}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Limits(Frozen):
+    """Hard limits on what one source may cost (defaults in the README)."""
+
+    connect_timeout: Duration = timedelta(seconds=10)
+    read_timeout: Duration = timedelta(seconds=30)
+    fetch_deadline: Duration = timedelta(seconds=60)  #: total wall time of one fetch
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)  #: after decompression
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    max_items_per_fetch: int = Field(default=1000, ge=1)
+    max_details_per_poll: int = Field(default=50, ge=0)
+    parse_timeout: Duration = timedelta(seconds=20)
+    per_host_concurrency: int = Field(default=2, ge=1)
+    workers: int = Field(default=8, ge=1, le=256)
+    max_interval: Duration = timedelta(hours=24)  #: cap on TTL/Cache-Control/Retry-After floors
+    max_backoff: Duration = timedelta(hours=6)  #: cap on failure backoff
+    jitter: float = Field(default=0.1, ge=0, le=0.5)  #: +- fraction of the interval
+    redirect_confirmations: int = Field(default=3, ge=1)  #: polls before a 301 moves the URL
+    #: how long a claimed source stays this instance's; renewed while its poll runs, so a
+    #: crashed instance's sources return to the others within one lease
+    lease: Duration = timedelta(minutes=2)
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_floor(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=5):  # renewed every third of it by a 1 s timer
+            raise ValueError("must be at least 5s")
+        return value
+
+
+class AggregatorSettings(Frozen):
+    database: str = "sqlite:///var/aggregator.db"
+    output_dir: Path = Path("public")
+    base_url: HttpUrl = "http://127.0.0.1:8080/"
+    timezone: str = "Asia/Shanghai"
+    entries_per_feed: int = Field(default=50, ge=1, le=10000)
+    default_interval: Interval = timedelta(minutes=15)
+    include: tuple[str, ...] = ()
+    retention: Duration | None = None
+    title: str = "aggregator"  #: the site title on index.html and all.atom
+    language: str = Field(default="zh-CN", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    websub_hub: HttpUrl | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class ServerSettings(Frozen):
+    listen: str = "127.0.0.1:8080"
+    cache_max_age: Duration = timedelta(minutes=5)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError(f'expected "host:port", got {value!r}')
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]") or "0.0.0.0"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class CategoryConfig(Frozen):
+    title: str = Field(min_length=1)
+    description: str | None = None
+
+
+class DetailMapping(Frozen):
+    url: str  #: template, e.g. ``https://…/GetNewsText.do?id={infocode}``
+    content: str  #: dotted path of the HTML body in the detail response
+
+
+class JsonMapping(Frozen):
+    items: str  #: dotted path of the item array
+    infocode: str | None = None
+    title: str | None = None
+    published: str | None = None
+    link: str | None = None
+    content: str | None = None
+    summary: str | None = None
+    author: str | None = None
+    guid: str | None = None
+    detail: DetailMapping | None = None
+
+
+class SourceConfig(Frozen):
+    id: SourceId
+    url: HttpUrl
+    categories: tuple[CategoryId, ...] = ()
+    interval: Interval | None = None
+    type: Literal["feed", "json"] = "feed"
+    infocode_pattern: str | None = None
+    priority: int = 0
+    enabled: bool = True
+    category_from: Literal["author"] | None = None
+    json_: JsonMapping | None = Field(default=None, alias="json")
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @field_validator("infocode_pattern")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+            if pattern.groups < 1:
+                raise ValueError("needs a capturing group (group 1 is the infoCode)")
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> SourceConfig:
+        if self.type == "json" and self.json_ is None:
+            raise ValueError('type = "json" needs a [sources.json] table')
+        if self.type == "feed" and self.json_ is not None:
+            raise ValueError('[sources.json] is only for type = "json"')
+        if not self.categories and self.category_from is None:
+            raise ValueError("categories may be empty only when category_from is set")
+        return self
+
+
+class PostsSettings(Frozen):
+    dir: Path = Path("site")
+    site_url: str = ""
+    archive_after: Duration | None = None
+
+
+class Config(Frozen):
+    """The whole validated configuration, main file plus includes."""
+
+    aggregator: AggregatorSettings = AggregatorSettings()
+    server: ServerSettings = ServerSettings()
+    limits: Limits = Limits()
+    categories: dict[CategoryId, CategoryConfig] = {}
+    sources: tuple[SourceConfig, ...] = ()
+    posts: PostsSettings | None = None
+    path: Path = Path("aggregator.toml")  #: the main file, for messages and reloads
+
+    def interval(self, source: SourceConfig) -> timedelta:
+        return source.interval or self.aggregator.default_interval
+
+    def category(self, category_id: str) -> Category | None:
+        c = self.categories.get(category_id)
+        return Category(category_id, c.title, c.description) if c else None
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.id == source_id), None)
