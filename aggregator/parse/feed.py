@@ -1,7 +1,12 @@
 """A fetched feed document -> ``ParsedFeed``: RSS 0.9x/1.0/2.0, Atom 0.3/1.0, JSON Feed.
 
     body ─decode_body─▶ text ─┬─ JSON? ─▶ jsonfeed.parse_json_feed
-                              └─ make_safe ─▶ UTF-8 XML ─▶ feedparser ─▶ entries.to_item …
+                              └─ make_safe ─▶ UTF-8 XML ─┬─ fastfeed (lxml) ──┬─▶ entries.to_item …
+                                                         └─ feedparser ◀─ None┘
+
+Well-formed RSS/Atom up to ``FAST_MAX_BYTES`` is read in the calling thread by
+``fastfeed`` (the same mappings feedparser would give, issue 8); anything it is
+not sure about goes the feedparser way, large bodies under the time budget.
 
 feedparser gets bytes and our own headers, never a URL (it would fetch it)
 and never the raw body (it would open a body that names a file). It gets no
@@ -12,8 +17,10 @@ would change with the feed's URL; links are resolved here instead.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
@@ -22,8 +29,10 @@ import feedparser
 from aggregator.errors import EmptyFeed, NotAFeed, Unparseable
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
 from aggregator.parse.budget import run_with_budget
+from aggregator.parse.dates import parse_date
 from aggregator.parse.encoding import decode_body
 from aggregator.parse.entries import is_html_type, to_item
+from aggregator.parse.fastfeed import parsed_dates, read_fast
 from aggregator.parse.jsonfeed import looks_like_json, parse_json_feed
 from aggregator.parse.links import absolute_http
 from aggregator.parse.text import plain_text
@@ -34,6 +43,8 @@ from aggregator.parse.xmlsafe import make_safe
 #: of size (feedparser reads thousands of unclosed tags at 20-40 KB/s), so this is
 #: kept small: the worst input we know of (3,000 unclosed tags) takes 0.3-0.7 s.
 INLINE_MAX_BYTES = 16 * 1024
+#: bodies up to this size are first tried with lxml in the calling thread (linear time)
+FAST_MAX_BYTES = 4 * 1024 * 1024
 
 _FEEDPARSER_HEADERS = {"content-type": "application/xml; charset=utf-8"}
 
@@ -65,9 +76,36 @@ def parse_feed(
         infocode_pattern,
         max_items,
     )
+    if len(fetched.body) <= FAST_MAX_BYTES and (fast := parse_fast(*args)) is not None:
+        return fast
     if len(fetched.body) <= INLINE_MAX_BYTES:
         return parse_document(*args)
     return run_with_budget(parse_document, *args, timeout=timeout)
+
+
+def parse_fast(
+    body: bytes,
+    content_type: str | None,
+    base: str,
+    language: str | None,
+    tz: ZoneInfo,
+    infocode_pattern: str | None,
+    max_items: int,
+) -> ParsedFeed | None:
+    """The lxml fast path; None when the body needs feedparser (or raises an error)."""
+    del language  # only feedparser's xml:lang bookkeeping reads it
+    decoded = decode_body(body, content_type)
+    text = decoded.text
+    if not text.strip(" \t\r\n\x00\ufeff") or looks_like_json(text, content_type):
+        return None
+    safe = make_safe(text)
+    if safe.root is None or (read := read_fast(safe.data)) is None:
+        return None
+    feed, entries = read
+    for entry in entries:
+        parsed_dates(entry, lambda raw: parse_date(raw, tz))
+    warnings = [*decoded.warnings, *safe.warnings]
+    return _records(feed, entries, None, warnings, base, tz, infocode_pattern, max_items)
 
 
 def parse_document(
@@ -119,6 +157,20 @@ def parse_document(
     warnings = [*decoded.warnings, *safe.warnings]
     if problem:
         warnings.append(f"xml: {problem}; read leniently")
+    return _records(feed, entries, problem, warnings, base, tz, infocode_pattern, max_items)
+
+
+def _records(
+    feed: Mapping[str, Any],
+    entries: Sequence[Mapping[str, Any]],
+    problem: str | None,
+    warnings: list[str],
+    base: str,
+    tz: ZoneInfo,
+    infocode_pattern: str | None,
+    max_items: int,
+) -> ParsedFeed:
+    """feedparser-shaped ``feed``/``entries`` (from either reader) -> ``ParsedFeed``."""
     feed_link = absolute_http(feed.get("link"), base)
     link_base = base or feed_link or ""
     items: list[ParsedItem] = []
