@@ -30,6 +30,7 @@ _RELATIVE = frozenset(_FeedParserMixin.can_be_relative_uri)
 _HTML_TYPES = frozenset(_FeedParserMixin.html_types)
 _looks_like_html = _FeedParserMixin.looks_like_html
 _map_type = _FeedParserMixin.map_content_type
+_C1 = re.compile("[\x80-\x9f]")
 _QUERY_REF = re.compile("&([A-Za-z0-9_]+);")
 #: namespaces whose declaration sets feedparser's version (``track_namespace``)
 _VERSION_NS = frozenset(
@@ -257,6 +258,9 @@ class _Reader:
 
     def start_base(self, attrs: dict[str, str]) -> None:
         given = attrs.get("xml:base", attrs.get("base")) or self.base
+        if not given:  # no base anywhere yet: _urljoin("", "") is ""
+            self.bases.append(self.base)
+            return
         if self.base:
             self.base = make_safe_absolute_uri(self.base, given) or self.base
         else:
@@ -276,7 +280,8 @@ class _Reader:
             out = _urljoin(self.base or "", out)
         with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             out = out.encode("iso-8859-1").decode("utf-8")  # feedparser's mojibake repair
-        return out.translate(_cp1252)
+        # str.translate walks a dict per character: only when a C1 control is there
+        return out.translate(_cp1252) if _C1.search(out) else out
 
     def store(self, element: str, value: str, detail: dict[str, Any] | None) -> None:
         if self.entry is not None:
