@@ -76,6 +76,7 @@ def main() -> int:
                 now = datetime.now(UTC)
                 store.sync_config(config.sources, categories, now)
                 t_dedupe = t_known = t_apply = 0.0
+                cpu0 = time.process_time()
                 new = updated = 0
                 for source, feed in parsed:
                     t0 = time.perf_counter()
@@ -90,6 +91,7 @@ def main() -> int:
                     t_apply += t3 - t2
                     new += result.new
                     updated += result.updated
+                cpu = time.process_time() - cpu0
             finally:
                 store.close()
             wall = t_dedupe + t_known + t_apply
@@ -97,6 +99,7 @@ def main() -> int:
                 {
                     "run": run,
                     "wall": wall,
+                    "cpu": cpu,
                     "dedupe": t_dedupe,
                     "known": t_known,
                     "apply": t_apply,
@@ -109,20 +112,22 @@ def main() -> int:
             print(
                 f"  run {run}: {wall:6.2f} s = dedupe {t_dedupe:.2f} + known_versions "
                 f"{t_known:.2f} + apply_items {t_apply:.2f}; {total / wall:,.0f} items/s "
-                f"(new={new} updated={updated}, db {db.stat().st_size / 1e6:.0f} MB)",
+                f"(CPU {cpu:.2f} s: {total / cpu:,.0f} items/CPU-s; new={new} updated={updated}, "
+                f"db {db.stat().st_size / 1e6:.0f} MB)",
                 flush=True,
             )
             db.unlink()
 
     med = {
         k: statistics.median(r[k] for r in runs)
-        for k in ("wall", "dedupe", "known", "apply", "items_per_s")
+        for k in ("wall", "cpu", "dedupe", "known", "apply", "items_per_s")
     }
     print(
         f"\ningest, {manifest.feeds} feeds x {manifest.items} items = {total:,} items, "
         f"median of {args.runs}: {med['items_per_s']:,.0f} items/s ({med['wall']:.2f} s: "
         f"dedupe {med['dedupe']:.2f}, known_versions {med['known']:.2f}, "
-        f"apply_items {med['apply']:.2f})"
+        f"apply_items {med['apply']:.2f}); CPU {med['cpu']:.2f} s = "
+        f"{total / med['cpu']:,.0f} items per CPU-second"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest-latest.json").write_text(
