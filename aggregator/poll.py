@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aggregator import metrics
@@ -64,18 +66,43 @@ def pollable(
     ]
 
 
+#: poll outcomes saved per transaction by ``poll_sources`` (one write lock per batch)
+STATE_BATCH = 100
+
+
 def poll_sources(
     ctx: UpdateContext,
     sources: Sequence[SourceConfig],
     states: dict[str, SourceState],
     on_result: Callable[[UpdateResult], None] | None = None,
 ) -> list[UpdateResult]:
-    """Run update_source over ``sources`` in a bounded pool; results in the given order."""
+    """Run update_source over ``sources`` in a bounded pool; results in the given order.
+
+    The workers hand their new states to a sink (after their items are committed);
+    this thread saves them ``STATE_BATCH`` at a time, so workers never queue for the
+    write lock once per source. A crash loses at most unsaved states: those sources
+    are polled again, their items already stored.
+    """
     results: dict[str, UpdateResult] = {}
+    pending: list[SourceState] = []
+    guard = threading.Lock()
+
+    def sink(state: SourceState) -> None:
+        with guard:
+            pending.append(state)
+
+    def flush() -> None:
+        with guard:
+            batch = pending[:]
+            pending.clear()
+        for failed in _save_states(ctx, batch):
+            results[failed.source_id] = failed
+
+    batched = replace(ctx, state_sink=sink)
     workers = max(1, min(ctx.config.limits.workers, len(sources)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
         futures = {
-            pool.submit(update_source, ctx, s, states.get(s.id) or SourceState(s.id)): s
+            pool.submit(update_source, batched, s, states.get(s.id) or SourceState(s.id)): s
             for s in sources
         }
         for future in as_completed(futures):
@@ -84,17 +111,43 @@ def poll_sources(
                 result = future.result()
             except Exception as exc:  # a bug or a dead database: report, keep the others
                 log.exception("%s: poll crashed", source.id)
-                result = UpdateResult(
-                    source.id,
-                    PollStatus.FAILED,
-                    error_kind="internal",
-                    error_message=f"{type(exc).__name__}: {exc}",
-                )
+                result = _crashed(source.id, exc)
             _log_result(result)
             results[source.id] = result
             if on_result:
                 on_result(result)
+            if len(pending) >= STATE_BATCH:
+                flush()
+    flush()
     return [results[s.id] for s in sources]
+
+
+def _save_states(ctx: UpdateContext, batch: list[SourceState]) -> list[UpdateResult]:
+    """Save ``batch`` in one transaction, else one by one; the polls whose state was lost."""
+    if not batch:
+        return []
+    try:
+        ctx.store.save_states(batch, release_lease_of=ctx.owner)
+        return []
+    except Exception:  # noqa: BLE001 - retried one by one below, each failure reported
+        log.warning("saving %d source states at once failed; saving one by one", len(batch))
+    lost: list[UpdateResult] = []
+    for state in batch:
+        try:
+            ctx.store.save_state(state, release_lease_of=ctx.owner)
+        except Exception as exc:
+            log.exception("%s: saving its state failed", state.source_id)
+            lost.append(_crashed(state.source_id, exc))
+    return lost
+
+
+def _crashed(source_id: str, exc: Exception) -> UpdateResult:
+    return UpdateResult(
+        source_id,
+        PollStatus.FAILED,
+        error_kind="internal",
+        error_message=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _log_result(r: UpdateResult) -> None:

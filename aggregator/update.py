@@ -55,6 +55,17 @@ class UpdateContext:
     clock: Callable[[], datetime]
     rand: random.Random
     owner: str | None = None  #: lease owner to release after the poll
+    #: takes each poll's new state instead of saving it at once (``poll_sources`` saves
+    #: them in batches); called only after the poll's items are committed
+    state_sink: Callable[[SourceState], None] | None = None
+
+
+def save_state(ctx: UpdateContext, state: SourceState) -> None:
+    """The poll's outcome to the sink, else to the store (lease released)."""
+    if ctx.state_sink is not None:
+        ctx.state_sink(state)
+    else:
+        ctx.store.save_state(state, release_lease_of=ctx.owner)
 
 
 def fetch_job(source: SourceConfig, state: SourceState) -> FetchJob:
@@ -90,9 +101,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
                 None,
                 interval,
             )
-            ctx.store.save_state(
-                replace(state, status=PollStatus.UNCHANGED), release_lease_of=ctx.owner
-            )
+            save_state(ctx, replace(state, status=PollStatus.UNCHANGED))
             return UpdateResult(
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
@@ -117,7 +126,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             feed.ttl,
             interval,
         )
-        ctx.store.save_state(replace(state, status=PollStatus.OK), release_lease_of=ctx.owner)
+        save_state(ctx, replace(state, status=PollStatus.OK))
         for warning in warnings:
             log.warning("%s", warning)
         return UpdateResult(
@@ -133,7 +142,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         )
     except (FetchError, ParseError) as exc:
         state = _failed(ctx, source, state, now, exc, interval)
-        ctx.store.save_state(state, release_lease_of=ctx.owner)
+        save_state(ctx, state)
         return UpdateResult(
             source.id,
             PollStatus.FAILED,

@@ -11,13 +11,14 @@ wait for a writer under WAL.
 
 from __future__ import annotations
 
+import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -86,14 +87,67 @@ def _sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+class MigrationError(Exception):
+    """Alembic could not migrate (its ``CommandError``, kept as ``__cause__``)."""
+
+
+_REVISION = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*['\"]?([\w-]+|None)", re.M)
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest migration, read from the scripts' text (no alembic import); None: unsure."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        text_ = script.read_text("utf-8")
+        found: dict[str, str] = {m[1]: m[2] for m in _REVISION.finditer(text_)}
+        if "revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision") not in (None, "None"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def is_current(engine: Engine) -> bool:
+    """The database already stands at the head revision: a cheap read, alembic not imported."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.execution_options(readonly=True).connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+            return set(versions) == {head}
+    except SQLAlchemyError:  # no version table yet, or no database: let alembic decide
+        return False
+
+
 def migrate(engine: Engine) -> None:
-    """``alembic upgrade head`` on this engine, once even when several processes start together."""
+    """``alembic upgrade head`` on this engine, once even when several processes start together.
+
+    Alembic (a large import) is loaded only when the schema is not at the head already.
+    """
+    if is_current(engine):
+        return
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+    from alembic.util import CommandError
+
+    try:
+        _upgrade(engine, command, AlembicConfig)
+    except CommandError as exc:
+        raise MigrationError(str(exc)) from exc
+
+
+def _upgrade(engine: Engine, command: Any, alembic_config: Any) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # transaction-level: released by the commit that also makes the new schema visible
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         # SQLite: BEGIN IMMEDIATE above already holds the database's write lock
-        cfg = AlembicConfig()
+        cfg = alembic_config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

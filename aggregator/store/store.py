@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -34,7 +33,7 @@ def translated(what: str) -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (SQLAlchemyError, CommandError) as exc:
+    except (SQLAlchemyError, engines.MigrationError) as exc:
         metrics.record_database_error(what.split()[0] if what else "other")
         detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise StoreError(f"{what}: {detail[0] if detail else type(exc).__name__}") from exc
@@ -141,6 +140,15 @@ class Store:
         """Write a poll's outcome (not ``item_count``, which the store keeps itself)."""
         with self._write("saving source state") as conn:
             sources.save_state(conn, state, release_lease_of)
+
+    def save_states(
+        self, states: Sequence[SourceState], *, release_lease_of: str | None = None
+    ) -> None:
+        """``save_state`` of many polls in one transaction: one write lock, not one each."""
+        if states:
+            with self._write("saving source states") as conn:
+                for state in states:
+                    sources.save_state(conn, state, release_lease_of)
 
     # items ---------------------------------------------------------------------
 
