@@ -4,9 +4,10 @@
                               └─ make_safe ─▶ UTF-8 XML ─┬─ fastfeed (lxml) ──┬─▶ entries.to_item …
                                                          └─ feedparser ◀─ None┘
 
-Well-formed RSS/Atom up to ``FAST_MAX_BYTES`` is read in the calling thread by
-``fastfeed`` (the same mappings feedparser would give, issue 8); anything it is
-not sure about goes the feedparser way, large bodies under the time budget.
+Well-formed RSS/Atom up to ``FAST_MAX_BYTES`` is read by ``fastfeed`` (the
+same mappings feedparser would give, issue 8); anything it is not sure about
+goes the feedparser way. Bodies over ``INLINE_MAX_BYTES`` are parsed in a warm
+child process under the time budget, which also puts parsing on another core.
 
 feedparser gets bytes and our own headers, never a URL (it would fetch it)
 and never the raw body (it would open a body that names a file). It gets no
@@ -76,10 +77,10 @@ def parse_feed(
         infocode_pattern,
         max_items,
     )
-    if len(fetched.body) <= FAST_MAX_BYTES and (fast := parse_fast(*args)) is not None:
-        return fast
     if len(fetched.body) <= INLINE_MAX_BYTES:
         return parse_document(*args)
+    # larger bodies go to a warm child: bounded in time, and parsing runs on the
+    # other core while this process fetches and stores (issue 8: one core idle)
     return run_with_budget(parse_document, *args, timeout=timeout)
 
 
@@ -117,7 +118,11 @@ def parse_document(
     infocode_pattern: str | None,
     max_items: int,
 ) -> ParsedFeed:
-    """The whole parse of one body, in whichever process runs it."""
+    """The whole parse of one body, in whichever process runs it: lxml first, else feedparser."""
+    if len(body) <= FAST_MAX_BYTES:
+        fast = parse_fast(body, content_type, base, language, tz, infocode_pattern, max_items)
+        if fast is not None:
+            return fast
     decoded = decode_body(body, content_type)
     text = decoded.text
     if not text.strip(" \t\r\n\x00\ufeff"):
