@@ -57,6 +57,18 @@ _TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-e
 _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
+def _finish(resp: requests.Response, hop: _Hop) -> None:
+    """Back to the pool (keep-alive) when the answer was read to its end, else closed.
+
+    ``Response.close()`` on a streamed response closes its connection, so every
+    fetch opened a new one; a 304 or a body read whole leaves it reusable.
+    """
+    if hop.location is None:
+        resp.raw.drain_conn()  # nothing left to read: only releases the connection
+    else:
+        resp.close()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -207,9 +219,12 @@ class Fetcher:
                 url, headers=extra, stream=True, allow_redirects=False, timeout=(connect, read)
             )
             try:
-                return self._answer(resp, url, validators, deadline)
-            finally:
+                hop = self._answer(resp, url, validators, deadline)
+            except BaseException:
                 resp.close()
+                raise
+            _finish(resp, hop)
+            return hop
         except FetchError:
             if deadline.expired:
                 raise self._timeout(deadline) from None
