@@ -5,7 +5,7 @@ unless ``order="append"``; feed and entry ``updated`` default to now (always
 set here, so nothing depends on the clock); and ``FeedEntry.atom_entry``
 drops every attribute of an entry's ``<link>`` but ``href`` (feedgen 1.0
 shadows the link dict with the element it builds), so ``rel`` is put back
-after rendering, on the re-parsed tree.
+on feedgen's own tree before it is serialised (no re-parse).
 """
 
 from __future__ import annotations
@@ -28,9 +28,6 @@ ATOM_TYPE = "application/atom+xml"
 ALL_FEED = "all"  #: stem of the feed over every category (``all.atom``)
 #: xml:lang when the settings name no language (the sources are Chinese news)
 DEFAULT_LANG = "zh-CN"
-
-_A = f"{{{ATOM_NS}}}"
-_PARSER = etree.XMLParser(resolve_entities=False, huge_tree=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +147,12 @@ def render_atom(
             fe.content(_x(entry.summary_html), type="html")
     fg.updated(in_zone(newest or feed.updated, tz))
 
-    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
-    for element, has_link in zip(root.iterfind(f"{_A}entry"), linked, strict=True):
+    # feedgen's own tree, fixed in place: no serialise and re-parse round trip. feedgen
+    # builds it with plain tag names and a literal xmlns attribute, hence "entry", "link".
+    _, doc = fg._create_atom()
+    root = doc.getroot()
+    for element, has_link in zip(root.iterfind("entry"), linked, strict=True):
         if has_link:
             # feedgen 1.0 writes <link href=…/> and drops rel (see module docstring).
-            element.find(f"{_A}link").set("rel", "alternate")
+            element.find("link").set("rel", "alternate")
     return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
