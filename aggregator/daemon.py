@@ -1,8 +1,10 @@
 """Process life of ``aggregator run``.
 
     start    open + migrate the store, start HTTP (listening), write, READY=1
-    tick     every second: claim due sources (a lease each), hand them to the
-             pool, write the categories that changed since the last tick
+    tick     every second: claim due sources (a lease each), hand them to the pool
+    leases   renew the leases of polls still running, every third of a lease
+    write    every second, on its own timer (rendering never delays a claim):
+             rewrite the categories this or another instance changed
     watchdog WATCHDOG=1 at half of WATCHDOG_USEC, only while the database
              answers and the dispatcher is not stuck
     prune    at start, then hourly, when ``retention`` is set
@@ -12,7 +14,7 @@
 
 The schedule lives in the database (``next_due_at`` and a lease per source),
 so several instances can share one database; APScheduler is only the local
-timer that runs the dispatcher, the watchdog and retention.
+timer that runs the dispatcher, the writer, the watchdog and retention.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ class Daemon:
         once = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         self._scheduler.add_job(self._tick, "interval", seconds=TICK_SECONDS, id="dispatch", **once)
         self._scheduler.add_job(self._renew_leases, "interval", seconds=1, id="leases", **once)
+        self._scheduler.add_job(
+            self._write_tick, "interval", seconds=TICK_SECONDS, id="write", **once
+        )
         beat = watchdog_interval()
         if beat:
             self._scheduler.add_job(
@@ -349,12 +354,21 @@ class Daemon:
             return
         try:
             self._claim_and_submit()
-            self._flush_writes()
         except StoreError as exc:
             log.error("database error in dispatcher: %s", exc)
         except Exception:
             log.exception("dispatcher tick failed")
         self._last_tick = time.monotonic()
+
+    def _write_tick(self) -> None:
+        if self.stop_requested.is_set() or self.store is None:
+            return
+        try:
+            self._flush_writes()
+        except StoreError as exc:
+            log.error("database error while writing feeds: %s", exc)
+        except Exception:
+            log.exception("writing feeds failed")
 
     def _claim_and_submit(self) -> None:
         assert self.store is not None
