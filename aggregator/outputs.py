@@ -87,8 +87,15 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
         put(f"{cid}.atom", feed(categories[cid]))
     if wanted or all_missing or changed is None:
         put(f"{ALL_FEED}.atom", feed(None))
-    put("index.html", lambda: render_index(summaries(), settings))
-    put("index.opml", lambda: render_opml(summaries(), settings))
+    # both indexes from one read of the counts (a scan of every item's categories), the
+    # two locks held together, in this order everywhere, so neither goes back in time
+    with store.output_lock("index.html"), store.output_lock("index.opml"):
+        rows = summaries()
+        for name, render_index_file in (("index.html", render_index), ("index.opml", render_opml)):
+            if replace_with_gzip(out / name, render_index_file(rows, settings)):
+                written += 1
+            else:
+                unchanged += 1
     if config.posts is not None:  # every time: archiving is due even when nothing changed
         window = max(limit, config.limits.max_items_per_fetch)
         with store.output_lock("posts/"):

@@ -150,3 +150,10 @@ def test_a_current_database_opens_without_alembic(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_save_states_makes_rows_the_config_never_named(store: Store) -> None:
+    store.sync_config([src("a")], CATEGORIES, T0)
+    a = store.state("a")
+    store.save_states([replace(a, etag='"1"'), replace(a, source_id="ghost", etag='"2"')])
+    assert (store.state("a").etag, store.state("ghost").etag) == ('"1"', '"2"')

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select, update
 
 from aggregator.config import SourceConfig
 from aggregator.model import PollStatus, SourceState
@@ -160,6 +160,31 @@ def save_state(conn: Connection, state: SourceState, release_lease_of: str | Non
     if done.rowcount == 0:
         ensure_source(conn, state.source_id)
         conn.execute(update(sources).where(sources.c.id == state.source_id).values(**values))
+
+
+def save_states(
+    conn: Connection, states: Sequence[SourceState], release_lease_of: str | None
+) -> None:
+    """``save_state`` of many, as one executemany UPDATE (one statement compiled, not one
+    per source); rows missing from the table are then made and saved one by one."""
+    if not states:
+        return
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in _SAVED}
+    if release_lease_of is not None:
+        held = sources.c.lease_owner == release_lease_of
+        values["lease_owner"] = case((held, None), else_=sources.c.lease_owner)
+        values["lease_expires_at"] = case((held, None), else_=sources.c.lease_expires_at)
+    stmt = update(sources).where(sources.c.id == bindparam("v_id")).values(**values)
+    rows = []
+    for state in states:
+        row = {f"v_{name}": getattr(state, name) for name in _SAVED}
+        row["v_status"] = PollStatus(state.status).value
+        row["v_id"] = state.source_id
+        rows.append(row)
+    done = conn.execute(stmt, rows)
+    if done.rowcount != len(states):  # some source has no row yet (or the driver cannot say)
+        for state in states:
+            save_state(conn, state, release_lease_of)
 
 
 def recount_items(conn: Connection, source_ids: Sequence[str]) -> None:

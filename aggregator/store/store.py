@@ -147,8 +147,7 @@ class Store:
         """``save_state`` of many polls in one transaction: one write lock, not one each."""
         if states:
             with self._write("saving source states") as conn:
-                for state in states:
-                    sources.save_state(conn, state, release_lease_of)
+                sources.save_states(conn, states, release_lease_of)
 
     # items ---------------------------------------------------------------------
 
