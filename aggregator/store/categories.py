@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from aggregator.model import Category
+from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing, upsert
+from aggregator.store.engine import ITEMS_LOCK
 from aggregator.store.records import CategoryInfo, Changes
-from aggregator.store.schema import categories, category_changes, item_categories, items, meta
+from aggregator.store.schema import categories, category_changes, meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,9 @@ class CategoryRank:
 def sync_categories(conn: Connection, declared: Sequence[Category]) -> None:
     """Declared categories take the config's title and order; publishers' ones stay."""
     known = {row.id: row for row in conn.execute(select(categories.c.id, categories.c.publisher))}
+    added = [c.id for c in declared if c.id not in known]
+    if added:
+        lock_items(conn)  # no item writer files items under them between the insert and the count
     rows = [
         {
             "id": c.id,
@@ -43,6 +48,7 @@ def sync_categories(conn: Connection, declared: Sequence[Category]) -> None:
         for position, c in enumerate(declared)
     ]
     upsert(conn, categories, rows, ["id"], ["title", "description", "origin", "position"])
+    counts.recount(conn, added)  # items filed under it before it was declared (or again)
     ids = {c.id for c in declared}
     gone = sorted(cid for cid in known if cid not in ids)
     for part in chunks(gone):
@@ -61,6 +67,9 @@ def ensure_categories(conn: Connection, found: Sequence[Category]) -> None:
     if not found:
         return
     unique = {c.id: c for c in found}
+    if _missing(conn, unique):
+        lock_items(conn)
+    added = _missing(conn, unique)
     insert_missing(
         conn,
         categories,
@@ -76,11 +85,27 @@ def ensure_categories(conn: Connection, found: Sequence[Category]) -> None:
         ],
         ["id"],
     )
+    counts.recount(conn, added)
     conn.execute(
         update(categories)
         .where(categories.c.id.in_(list(unique)), categories.c.publisher.is_(False))
         .values(publisher=True)
     )
+
+
+def _missing(conn: Connection, ids: Collection[str]) -> list[str]:
+    known: set[str] = set()
+    for part in chunks(sorted(ids)):
+        known.update(
+            conn.execute(select(categories.c.id).where(categories.c.id.in_(part))).scalars()
+        )
+    return sorted(set(ids) - known)
+
+
+def lock_items(conn: Connection) -> None:
+    """Serialize with item writers: PostgreSQL's advisory lock; SQLite's BEGIN IMMEDIATE did."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ITEMS_LOCK})")
 
 
 def ranks(conn: Connection) -> dict[str, CategoryRank]:
@@ -107,21 +132,12 @@ def post_category(
 
 
 def category_infos(conn: Connection) -> list[CategoryInfo]:
-    """Every category, config order first, with its entry count and newest ``updated``."""
-    stats = (
-        select(
-            item_categories.c.category_id,
-            func.count().label("n"),
-            func.max(items.c.updated).label("updated"),
-        )
-        .select_from(item_categories.join(items, items.c.id == item_categories.c.item_id))
-        .group_by(item_categories.c.category_id)
-        .subquery()
-    )
+    """Every category, config order first, with its entry count and newest ``updated``
+    (kept on the row by counts.py: no scan of the items)."""
     rows = conn.execute(
-        select(categories, stats.c.n, stats.c.updated)
-        .select_from(categories.outerjoin(stats, stats.c.category_id == categories.c.id))
-        .order_by(categories.c.position.is_(None), categories.c.position, categories.c.id)
+        select(categories).order_by(
+            categories.c.position.is_(None), categories.c.position, categories.c.id
+        )
     )
     return [
         CategoryInfo(
@@ -129,7 +145,7 @@ def category_infos(conn: Connection) -> list[CategoryInfo]:
             title=row.title,
             description=row.description,
             origin=row.origin,
-            entry_count=row.n or 0,
+            entry_count=row.entry_count,
             updated=row.updated,
         )
         for row in rows

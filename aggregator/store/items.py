@@ -25,8 +25,8 @@ from sqlalchemy import Connection, Row, bindparam, delete, insert, select, updat
 
 from aggregator.model import Item
 from aggregator.store import categories as cats
+from aggregator.store import counts
 from aggregator.store.bulk import chunks
-from aggregator.store.engine import ITEMS_LOCK
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult, KnownVersion
 from aggregator.store.schema import item_categories, item_versions, items, tombstones
@@ -51,10 +51,8 @@ _VERSION_FIELDS = (
 )
 
 
-def lock_items(conn: Connection) -> None:
-    """Serialize item writers: PostgreSQL takes an advisory lock; SQLite's BEGIN IMMEDIATE did."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ITEMS_LOCK})")
+#: serialize item writers: PostgreSQL takes an advisory lock; SQLite's BEGIN IMMEDIATE did
+lock_items = cats.lock_items
 
 
 def tombstoned(conn: Connection, keys: Iterable[str]) -> frozenset[str]:
@@ -189,6 +187,7 @@ def apply_items(
         conn.execute(stmt, [{"b_key": i.key, **_version_row(i, now)} for i in changed])
 
     merger.remerge(remerge)
+    merger.tally.write(conn)
     if new:
         recount_items(conn, [source_id])
     cats.bump(conn, merger.changed_categories)
@@ -231,6 +230,7 @@ class _Merger:
         self.now = now
         self.changed_categories: set[str] = set()
         self.changed_keys: set[str] = set()
+        self.tally = counts.Tally()  #: item_categories rows written, for the categories' counts
         self._ranks: dict[str, cats.CategoryRank] | None = None
 
     def _post_category(self, merged: Merged, winner: Item) -> str | None:
@@ -275,9 +275,10 @@ class _Merger:
                 for item, row in zip(fresh, rows, strict=True)
             }
         )
-        for item in fresh:
+        for item, row in zip(fresh, rows, strict=True):
             self.changed_keys.add(item.key)
             self.changed_categories.update(item.categories)
+            self.tally.add(item.categories, row["updated"])
         return ids
 
     def remerge(self, in_hand: Mapping[int, Item]) -> None:
@@ -342,6 +343,8 @@ class _Merger:
             placed[item_id] = (stored.key, published, merged.categories)
             self.changed_keys.add(stored.key)
             self.changed_categories.update(old_cats[item_id], merged.categories)
+            self.tally.remove(old_cats[item_id], stored.updated)
+            self.tally.add(merged.categories, values["updated"])
         if not updates:
             return
         columns = [name for name in updates[0] if name != "b_id"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, func, select
 
 from aggregator.store import categories as cats
+from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing
 from aggregator.store.items import lock_items
 from aggregator.store.schema import item_categories, item_versions, items, tombstones
@@ -43,10 +44,15 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
     ids = sorted(row.id for row in victims)
     changed: set[str] = set()
     carriers: set[str] = set()
+    tally = counts.Tally()
     for part in chunks(ids):
-        changed.update(
-            conn.execute(select(ic.category_id).where(ic.item_id.in_(part)).distinct()).scalars()
-        )
+        for row in conn.execute(
+            select(ic.category_id, items.c.updated)
+            .select_from(item_categories.join(items, items.c.id == ic.item_id))
+            .where(ic.item_id.in_(part))
+        ):
+            changed.add(row.category_id)
+            tally.remove([row.category_id], row.updated)
         carriers.update(
             conn.execute(
                 select(item_versions.c.source_id)
@@ -62,6 +68,7 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
         conn.execute(delete(item_categories).where(ic.item_id.in_(part)))
         conn.execute(delete(item_versions).where(item_versions.c.item_id.in_(part)))
         conn.execute(delete(items).where(items.c.id.in_(part)))
+    tally.write(conn)
     recount_items(conn, sorted(carriers))
     cats.bump(conn, changed)
     return len(ids)

@@ -147,6 +147,9 @@ categories = Table(
     Column("origin", String(16), nullable=False),  # 'config' | 'publisher'
     Column("publisher", Boolean, nullable=False, server_default=false()),  # some item's publisher
     Column("position", Integer),  # order in the config; None for publisher categories
+    # kept in step with item_categories by counts.py, in the writers' transactions
+    Column("entry_count", Integer, nullable=False, server_default="0"),
+    Column("updated", UTCDateTime),  # newest ``updated`` of its items; None: no items
 )
 
 items = Table(

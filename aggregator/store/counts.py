@@ -1,0 +1,118 @@
+"""Each category's entry count and newest ``updated``, kept on its ``categories`` row.
+
+Every statement that inserts or deletes ``item_categories`` rows, or changes an
+item's ``updated``, tells a ``Tally`` in the same transaction; ``Tally.write``
+adds the count deltas and moves ``updated`` forward. Only when the newest item
+of a category leaves it (or gets an older ``updated``) is its maximum read
+again from the category's items. Listing categories then reads a few rows,
+not a GROUP BY over every item (issue 8).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, func, select, update
+
+from aggregator.store.bulk import chunks
+from aggregator.store.schema import categories, item_categories, items
+
+
+def _newest(cid: object) -> object:
+    """Newest ``updated`` among the items filed under ``cid`` (a column or a value)."""
+    return (
+        select(func.max(items.c.updated))
+        .select_from(item_categories.join(items, items.c.id == item_categories.c.item_id))
+        .where(item_categories.c.category_id == cid)
+        .scalar_subquery()
+    )
+
+
+def _count(cid: object) -> object:
+    return (
+        select(func.count())
+        .select_from(item_categories)
+        .where(item_categories.c.category_id == cid)
+        .scalar_subquery()
+    )
+
+
+def recount(conn: Connection, ids: Collection[str] | None = None) -> None:
+    """Count ``ids`` (None: every category) from scratch: new categories, migrations."""
+    stmt = update(categories).values(
+        entry_count=_count(categories.c.id), updated=_newest(categories.c.id)
+    )
+    if ids is None:
+        conn.execute(stmt)
+        return
+    for part in chunks(sorted(set(ids))):
+        conn.execute(stmt.where(categories.c.id.in_(part)))
+
+
+class Tally:
+    """The item_categories rows one transaction added and removed, with their items' ``updated``."""
+
+    def __init__(self) -> None:
+        self.delta: Counter[str] = Counter()
+        self.added: dict[str, datetime] = {}  #: newest ``updated`` filed under each category
+        self.removed: dict[str, datetime] = {}  #: newest ``updated`` taken out of each
+
+    def add(self, category_ids: Iterable[str], updated: datetime) -> None:
+        for cid in set(category_ids):
+            self.delta[cid] += 1
+            if cid not in self.added or updated > self.added[cid]:
+                self.added[cid] = updated
+
+    def remove(self, category_ids: Iterable[str], updated: datetime) -> None:
+        for cid in set(category_ids):
+            self.delta[cid] -= 1
+            if cid not in self.removed or updated > self.removed[cid]:
+                self.removed[cid] = updated
+
+    def write(self, conn: Connection) -> None:
+        """Apply to ``categories``; call after the item_categories and items rows are written."""
+        ids = sorted(set(self.delta) | set(self.added) | set(self.removed))
+        if not ids:
+            return
+        stored: dict[str, datetime | None] = {}
+        for part in chunks(ids):
+            rows = conn.execute(
+                select(categories.c.id, categories.c.updated).where(categories.c.id.in_(part))
+            )
+            stored.update((row.id, row.updated) for row in rows)
+        moved, reread = [], []
+        for cid in ids:
+            if cid not in stored:  # no such category (yet): recount() counts it when added
+                continue
+            newest, gone, came = stored[cid], self.removed.get(cid), self.added.get(cid)
+            if (
+                gone is not None
+                and (newest is None or gone >= newest)
+                and (came is None or came < gone)
+            ):
+                # the newest may have left, and nothing as new came: ask the items
+                reread.append({"b_id": cid, "b_delta": self.delta[cid]})
+                continue
+            if came is not None and (newest is None or came > newest):
+                newest = came
+            moved.append({"b_id": cid, "b_delta": self.delta[cid], "b_updated": newest})
+        c = categories.c
+        if moved:
+            conn.execute(
+                update(categories)
+                .where(c.id == bindparam("b_id"))
+                .values(
+                    entry_count=c.entry_count + bindparam("b_delta"),
+                    updated=bindparam("b_updated", type_=c.updated.type),
+                ),
+                moved,
+            )
+        if reread:
+            conn.execute(
+                update(categories)
+                .where(c.id == bindparam("b_id"))
+                .values(entry_count=c.entry_count + bindparam("b_delta"), updated=_newest(c.id)),
+                reread,
+            )
