@@ -87,7 +87,7 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
         put(f"{cid}.atom", feed(categories[cid]))
     if wanted or all_missing or changed is None:
         put(f"{ALL_FEED}.atom", feed(None))
-    # both indexes from one read of the counts (a scan of every item's categories), the
+    # both indexes from one read of the counts (kept on the categories rows), the
     # two locks held together, in this order everywhere, so neither goes back in time
     with store.output_lock("index.html"), store.output_lock("index.opml"):
         rows = summaries()

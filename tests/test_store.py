@@ -13,7 +13,7 @@ from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
 from aggregator.model import Category, Item, PollStatus
 from aggregator.store import Store
-from aggregator.store.engine import normalize_url
+from aggregator.store.engine import head_revision, normalize_url
 from aggregator.store.schema import item_versions
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
@@ -77,9 +77,9 @@ def test_open_twice_migrates_once(db_url: str) -> None:
     try:
         store.ping()
         with store.engine.connect() as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
-            ]
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert rows == [(head_revision(),)]
+        assert head_revision() == "0002"
     finally:
         store.close()
 
