@@ -64,6 +64,7 @@ class Sample:
     http: dict[str, int]  #: nginx status counts during this run
     note: str = ""
     load: float = 0.0  #: 1-minute load average when the run ended (other work on the box)
+    git: str = ""  #: the aggregator's commit when the run started (others commit meanwhile)
 
 
 @dataclass
@@ -151,6 +152,7 @@ def one(
     timeout: float,
 ) -> Sample:
     env = dict(os.environ, HOME=str(state_dir), LC_ALL="C.UTF-8")
+    head = git_head() if setting.kind == "aggregator" else ""
     mark = web.log_mark()
     m = measure.run(cmd, cwd=state_dir, env=env, timeout=timeout, log=state_dir / f"{state}-r{run}")
     http = dict(web.statuses_since(mark))
@@ -173,6 +175,7 @@ def one(
         http,
         note,
         os.getloadavg()[0],
+        head,
     )
     flag = "" if m.returncode == 0 and not m.timed_out else f" rc={m.returncode}"
     if m.timed_out:
@@ -181,7 +184,8 @@ def one(
         flag += " stderr: " + m.stderr.strip().splitlines()[-1][:200]
     print(
         f"  {setting.name:<14} {state:<4} run {run}: {m.wall:7.2f} s wall {m.cpu:7.2f} s cpu "
-        f"{m.maxrss_mb:6.0f} MB  load {s.load:.1f}  http={http} stored={stored} {note}{flag}",
+        f"{m.maxrss_mb:6.0f} MB  load {s.load:.1f}  http={http} stored={stored} {note}{flag}"
+        + (f" git {head}" if head else ""),
         flush=True,
     )
     return s
