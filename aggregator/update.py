@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -88,19 +88,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
     try:
         outcome = ctx.fetcher.fetch(fetch_job(source, state))
         if isinstance(outcome, NotModified):
-            state = _succeeded(
-                ctx,
-                source,
-                state,
-                now,
-                outcome.url,
-                outcome.etag,
-                outcome.last_modified,
-                None,
-                outcome.headers,
-                None,
-                interval,
-            )
+            state = _succeeded(ctx, source, state, now, outcome, ttl=None, interval=interval)
             save_state(ctx, replace(state, status=PollStatus.UNCHANGED))
             return UpdateResult(
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
@@ -118,13 +106,10 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             source,
             state,
             now,
-            outcome.url,
-            None if pending else outcome.etag,
-            None if pending else outcome.last_modified,
-            outcome.permanent_redirect,
-            outcome.headers,
-            feed.ttl,
-            interval,
+            outcome,
+            ttl=feed.ttl,
+            interval=interval,
+            keep_validators=not pending,
         )
         save_state(ctx, replace(state, status=PollStatus.OK))
         for warning in warnings:
@@ -239,14 +224,14 @@ def _succeeded(
     source: SourceConfig,
     state: SourceState,
     now: datetime,
-    url: str,
-    etag: str | None,
-    last_modified: str | None,
-    permanent_redirect: str | None,
-    headers: Mapping[str, str],
+    outcome: Fetched | NotModified,
+    *,
     ttl: timedelta | None,
     interval: timedelta,
+    keep_validators: bool = True,
 ) -> SourceState:
+    """The state after an answered poll: validators, redirect bookkeeping, next due."""
+    permanent_redirect = outcome.permanent_redirect if isinstance(outcome, Fetched) else None
     limits = ctx.config.limits
     current = state.url or source.url
     moved_to, seen = None, 0
@@ -257,13 +242,13 @@ def _succeeded(
     if moved_to and seen >= limits.redirect_confirmations:
         log.info("%s: moved permanently to %s (seen %d times)", source.id, moved_to, seen)
         new_url, moved_to, seen = moved_to, None, 0
-    floor = schedule.interval_floor(headers, ttl, now)
+    floor = schedule.interval_floor(outcome.headers, ttl, now)
     return replace(
         state,
         url=new_url,
-        etag=etag,
-        last_modified=last_modified,
-        validators_url=url,
+        etag=outcome.etag if keep_validators else None,
+        last_modified=outcome.last_modified if keep_validators else None,
+        validators_url=outcome.url,
         last_poll_at=now,
         last_success_at=now,
         error_kind=None,
