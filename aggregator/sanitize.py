@@ -71,6 +71,11 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"\s+")
+# An href/src/cite that is not already absolute: only then is a base-rewriting cleaner
+# worth building (building one costs more than cleaning a typical body).
+_RELATIVE_URL = re.compile(
+    r"""\b(?:href|src|cite)\s*=\s*["']?(?![a-z][a-z0-9+.-]*:)""", re.IGNORECASE
+)
 
 
 def strip_illegal_xml(text: str) -> str:
@@ -117,7 +122,11 @@ def clean_html(html: str | None, *, base_url: str | None = None) -> str | None:
     if html is None:
         return None
     cleaner = _CLEANER
-    if base_url and base_url.lower().startswith(("http://", "https://")):
+    if (
+        base_url
+        and base_url.lower().startswith(("http://", "https://"))
+        and _RELATIVE_URL.search(html)
+    ):
         try:
             cleaner = _cleaner(("rewrite_with_base", base_url))
         except ValueError:  # a base nh3 cannot parse: leave relative URLs as they are
