@@ -57,6 +57,7 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     wanted |= {cid for cid in categories if not (out / f"{cid}.atom").exists()}
     all_missing = not (out / f"{ALL_FEED}.atom").exists()
     written = unchanged = 0
+    changed_feeds: list[str] = []
 
     def put(name: str, render: Callable[[], bytes]) -> None:
         """Read, render and replace under the output's lock: never older over newer."""
@@ -64,6 +65,8 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
         with store.output_lock(name):
             if replace_with_gzip(out / name, render()):
                 written += 1
+                if name.endswith(".atom"):
+                    changed_feeds.append(settings.base_url + name)
             else:
                 unchanged += 1
 
@@ -114,6 +117,10 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     if written:
         log.info("write files=%d unchanged=%d duration=%.3f", written, unchanged, seconds)
     metrics.observe_write(seconds)
+    if settings.websub_hub and changed_feeds:
+        from aggregator.websub import ping_hub
+
+        ping_hub(settings.websub_hub, changed_feeds)
     return WriteResult(written, unchanged, seconds)
 
 
