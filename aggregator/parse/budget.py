@@ -38,8 +38,11 @@ T = TypeVar("T")
 
 #: address-space cap of a parse child (bytes); a 10 MiB feed needs ~300 MiB
 MEMORY_LIMIT = 2 * 1024**3
-#: children kept warm between calls (~30 MB each); more start when threads parse at once
-MAX_IDLE = 4
+#: children parsing at once: one per core (more only trade CPU for start-up imports);
+#: threads beyond that wait for a warm child instead of starting a new interpreter
+MAX_CHILDREN = max(2, os.cpu_count() or 2)
+#: children kept warm between calls (~30 MB each)
+MAX_IDLE = MAX_CHILDREN
 #: calls one child serves before it is replaced (bounds heap growth)
 MAX_CALLS = 200
 
@@ -101,10 +104,21 @@ class _Pool:
     def __init__(self) -> None:
         self._idle: list[_Child] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CHILDREN)
 
     def run(self, func: Callable[..., T], args: tuple[Any, ...], timeout: float) -> T:
         payload = pickle.dumps((func, args), protocol=pickle.HIGHEST_PROTOCOL)
-        deadline = time.monotonic() + timeout
+        with self._slots:  # the budget starts once a child is ours, not while waiting
+            return self._run(func, args, payload, time.monotonic() + timeout, timeout)
+
+    def _run(
+        self,
+        func: Callable[..., T],
+        args: tuple[Any, ...],
+        payload: bytes,
+        deadline: float,
+        timeout: float,
+    ) -> T:
         try:
             child = self._take()
         except OSError:  # no interpreter to start (embedded, no fork): parse here, unbounded
