@@ -39,7 +39,6 @@ from aggregator.model import (
     SourceState,
     UpdateResult,
 )
-from aggregator.parse import parse_detail, parse_feed, parse_json_api
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator.update")
@@ -138,6 +137,9 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
 
 
 def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
+    # imported here: a poll where every source answers 304 never loads the parsers
+    from aggregator.parse import parse_feed, parse_json_api
+
     cfg = ctx.config
     if source.type == "json":
         assert source.json_ is not None
@@ -203,6 +205,8 @@ def _decide_and_detail(
 def _fetch_detail(
     ctx: UpdateContext, source: SourceConfig, item: Item, warnings: list[str]
 ) -> str | None:
+    from aggregator.parse import parse_detail
+
     assert source.json_ is not None and source.json_.detail is not None and item.detail_url
     try:
         fetched = ctx.fetcher.fetch(
