@@ -12,15 +12,14 @@ import shutil
 import struct
 import subprocess
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin
 
 import lxml.html
 import pytest
 
-from aggregator.serve import ServerHandle, start_server
-from tests.test_serve import CATEGORIES, Site, fetch, make_site
+from aggregator.serve import ServerHandle
+from tests.test_serve import CATEGORIES, Site, fetch
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -49,20 +48,6 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
         timeout=120,
         check=True,
     )
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return make_site(tmp_path / "site")
-
-
-@pytest.fixture
-def served(site: Site) -> Iterator[ServerHandle]:
-    handle = start_server(site.config, store_provider=lambda: None, health_provider=lambda: True)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def test_rendered_index_lists_every_category_feed(

@@ -11,14 +11,13 @@ import os
 import shutil
 import sqlite3
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from aggregator import metrics
-from aggregator.serve import ServerHandle, start_server
-from tests.test_serve import CATEGORIES, ENTRIES, SEED_TITLE, Site, make_site
+from aggregator.serve import ServerHandle
+from tests.test_serve import CATEGORIES, ENTRIES, SEED_TITLE
 
 NEWSBOAT = shutil.which("newsboat")
 
@@ -26,20 +25,6 @@ pytestmark = pytest.mark.skipif(
     NEWSBOAT is None and not os.environ.get("CI"),
     reason="newsboat is not installed (apt-get install newsboat)",
 )
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return make_site(tmp_path / "site")
-
-
-@pytest.fixture
-def served(site: Site) -> Iterator[ServerHandle]:
-    handle = start_server(site.config, store_provider=lambda: None, health_provider=lambda: True)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 class Newsboat:

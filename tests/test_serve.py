@@ -12,7 +12,7 @@ import gzip
 import http.client
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate, parsedate_to_datetime
@@ -22,7 +22,7 @@ import pytest
 
 from aggregator.config import Config, load_config
 from aggregator.model import Category, Entry
-from aggregator.serve import ServerHandle, start_server
+from aggregator.serve import ServerHandle
 from aggregator.serve.files import RECHECK_SECONDS, FileCache, accepts_gzip, file_name
 from aggregator.write import (
     ALL_FEED,
@@ -147,20 +147,6 @@ def make_site(tmp_path: Path, listen: str = "127.0.0.1:0") -> Site:
     config = load_config(config_file(tmp_path, listen))
     rows = write_site(config)
     return Site(config, config.aggregator.output_dir, rows)
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Site:
-    return make_site(tmp_path)
-
-
-@pytest.fixture
-def served(site: Site) -> Iterator[ServerHandle]:
-    handle = start_server(site.config, store_provider=lambda: None, health_provider=lambda: True)
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def settle() -> None:
