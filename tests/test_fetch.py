@@ -295,13 +295,12 @@ def test_deadline_covers_waiting_for_the_headers(loopback):
 
 def test_connect_timeout_is_translated():
     """A connect timeout cannot be staged on loopback; check the translation on its own."""
-    import requests
     import urllib3.exceptions
 
     from aggregator.fetch.translate import translate
 
     cause = urllib3.exceptions.ConnectTimeoutError(None, "timed out")
-    exc = requests.ConnectTimeout(urllib3.exceptions.MaxRetryError(None, "/", cause))
+    exc = urllib3.exceptions.MaxRetryError(None, "/", cause)
     error = translate(exc, host="h", connect=10, read=30, deadline=60, expired=False)
     assert type(error) is FetchTimeout
     assert str(error) == "timed out after 10s (connect)"

@@ -4,7 +4,7 @@
              ─▶ 3xx: next hop │ 304: NotModified │ 2xx: body (decoded, capped) ─▶ Fetched
                               │ other: HTTPStatusError subclass
 
-Redirects are followed here, not by requests, so that the validators of
+Redirects are followed here, not by urllib3, so that the validators of
 ``job.url`` never go to another URL and every hop passes the address check.
 """
 
@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit
 
-import requests
 import urllib3.exceptions
+from urllib3 import BaseHTTPResponse, PoolManager, Timeout
 
 from aggregator import USER_AGENT, metrics
 from aggregator.config import Limits
@@ -43,7 +42,7 @@ from aggregator.fetch.guard import (
 )
 from aggregator.fetch.hosts import HostLimiter
 from aggregator.fetch.translate import seconds, status_error, translate
-from aggregator.fetch.transport import guarded_session
+from aggregator.fetch.transport import guarded_pools
 from aggregator.model import Fetched, FetchJob, NotModified
 
 ACCEPT = (
@@ -54,19 +53,21 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
 #: Headers that describe the encoded transfer, not the decoded body we hand on.
 _TRANSFER_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
-_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+_TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
 
 
-def _finish(resp: requests.Response, hop: _Hop) -> None:
+def _finish(resp: BaseHTTPResponse, hop: _Hop) -> None:
     """Back to the pool (keep-alive) when the answer was read to its end, else closed.
 
-    ``Response.close()`` on a streamed response closes its connection, so every
-    fetch opened a new one; a 304 or a body read whole leaves it reusable.
+    A 304 or a body read whole leaves the connection reusable; a redirect's
+    body is not read, so its connection is closed.
     """
     if hop.location is None:
-        resp.raw.drain_conn()  # nothing left to read: only releases the connection
+        resp.drain_conn()  # nothing left to read
+        resp.release_conn()
     else:
         resp.close()
+        resp.release_conn()
 
 
 def _utcnow() -> datetime:
@@ -83,10 +84,8 @@ class _Hop(NamedTuple):
 class Fetcher:
     """Fetches for many worker threads at once.
 
-    ``requests.Session`` is not documented as thread-safe (its cookie jar and
-    adapters mutate), so each thread gets its own sessions, one per address
-    policy (trusted / public-only), made on first use; connection pools are
-    therefore per thread and per policy, and a connection checked under the
+    One urllib3 pool manager (thread-safe) per address policy (trusted /
+    public-only), made on first use, so a connection checked under the
     lenient policy is never reused under the strict one. ``resolve`` and
     ``classify`` are the address check's seams for tests.
     """
@@ -111,9 +110,8 @@ class Fetcher:
         self._resolve = resolve
         self._classify = classify
         self._clock = clock
-        self._local = threading.local()
-        #: every thread's sessions, for close(); weak, so a finished thread's go with it
-        self._all: weakref.WeakSet[requests.Session] = weakref.WeakSet()
+        #: pool managers by ``AddressPolicy.trusted``
+        self._pools: dict[bool, PoolManager] = {}
         self._lock = threading.Lock()
         #: deadlines of the fetches running now, and when abort_all() said to end them
         self._running: set[Deadline] = set()
@@ -128,11 +126,11 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        """Close every thread's sessions (their pooled connections)."""
+        """Close every pooled connection."""
         with self._lock:
-            sessions = list(self._all)
-        for session in sessions:
-            session.close()
+            managers = list(self._pools.values())
+        for manager in managers:
+            manager.clear()
 
     def abort_all(self, grace: float = 0.0) -> None:
         """End every fetch, running or still to come, at most ``grace`` seconds from now.
@@ -160,20 +158,21 @@ class Fetcher:
         with self._lock:
             self._running.discard(deadline)
 
-    def _session(self, policy: AddressPolicy) -> requests.Session:
-        mine: dict[bool, requests.Session] = self._local.__dict__.setdefault("sessions", {})
-        session = mine.get(policy.trusted)
-        if session is None:
-            session = mine[policy.trusted] = guarded_session(policy, self.headers)
+    def _manager(self, policy: AddressPolicy) -> PoolManager:
+        manager = self._pools.get(policy.trusted)
+        if manager is None:
             with self._lock:
-                self._all.add(session)
-        return session
+                manager = self._pools.get(policy.trusted)
+                if manager is None:
+                    manager = guarded_pools(policy, per_host=self.hosts.per_host)
+                    self._pools[policy.trusted] = manager
+        return manager
 
     def fetch(self, job: FetchJob) -> Fetched | NotModified:
         """GET ``job.url`` conditionally; raises the most specific ``FetchError``."""
         started = time.monotonic()
         policy = AddressPolicy.for_url(job.configured_url, self._resolve, self._classify)
-        session = self._session(policy)
+        manager = self._manager(policy)
         deadline = self._deadline()
         url, hops, permanent = job.url, 0, True
         try:
@@ -183,7 +182,7 @@ class Fetcher:
                 with self.hosts.slot(host):
                     deadline.start()
                     conditional = url == job.url and bool(job.etag or job.last_modified)
-                    hop = self._hop(session, job, url, conditional, deadline, host)
+                    hop = self._hop(manager, job, url, conditional, deadline, host)
                 if hop.location is None:
                     return self._record(job, url, hop, started, hops, permanent)
                 hops += 1
@@ -199,7 +198,7 @@ class Fetcher:
 
     def _hop(
         self,
-        session: requests.Session,
+        manager: PoolManager,
         job: FetchJob,
         url: str,
         validators: bool,
@@ -207,16 +206,23 @@ class Fetcher:
         host: str,
     ) -> _Hop:
         """One request and its answer, body read (or None: 304, or a redirect)."""
-        extra: dict[str, str] = {}
+        headers = dict(self.headers)
         if validators and job.etag:
-            extra["If-None-Match"] = job.etag
+            headers["If-None-Match"] = job.etag
         if validators and job.last_modified:
-            extra["If-Modified-Since"] = job.last_modified
+            headers["If-Modified-Since"] = job.last_modified
         connect = min(self.limits.connect_timeout.total_seconds(), max(deadline.remaining(), 0.01))
         read = self.limits.read_timeout.total_seconds()
         try:
-            resp = session.get(
-                url, headers=extra, stream=True, allow_redirects=False, timeout=(connect, read)
+            resp = manager.urlopen(
+                "GET",
+                url,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+                timeout=Timeout(connect=connect, read=read),
             )
             try:
                 hop = self._answer(resp, url, validators, deadline)
@@ -243,10 +249,10 @@ class Fetcher:
             ) from exc
 
     def _answer(
-        self, resp: requests.Response, url: str, validators: bool, deadline: Deadline
+        self, resp: BaseHTTPResponse, url: str, validators: bool, deadline: Deadline
     ) -> _Hop:
-        status = resp.status_code
-        headers = {k.lower(): v for k, v in resp.headers.items()}
+        status = resp.status
+        headers = {k.lower(): v for k, v in resp.headers.itermerged()}
         if status in REDIRECTS and headers.get("location"):
             return _Hop(status, headers, None, urljoin(url, headers["location"].strip()))
         if status == 304:
@@ -265,7 +271,7 @@ class Fetcher:
             if deadline.expired:
                 raise self._timeout(deadline)
 
-        chunks = resp.raw.stream(CHUNK, decode_content=False)
+        chunks = resp.stream(CHUNK, decode_content=False)
         return _Hop(status, headers, read_body(chunks, encoding, limit, check))
 
     @staticmethod

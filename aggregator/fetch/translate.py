@@ -1,6 +1,6 @@
 """Lower-level errors and HTTP statuses -> the most specific ``FetchError`` (httpx-style).
 
-requests wraps urllib3, which wraps ``socket``/``ssl``; the real cause (a
+urllib3 wraps ``socket``/``ssl``; the real cause (a
 ``gaierror``, a refused connect) sits somewhere down the chain, so we walk
 ``__cause__``/``__context__``/``reason``/``args`` to find it.
 """
@@ -14,7 +14,6 @@ from datetime import datetime
 from http import HTTPStatus
 from http.client import RemoteDisconnected
 
-import requests
 import urllib3.exceptions as u3
 
 from aggregator.errors import (
@@ -67,13 +66,13 @@ def translate(
     # urllib3's NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError.
     if any(_is(e, u3.ConnectTimeoutError) and not _is(e, u3.NewConnectionError) for e in chain):
         return FetchTimeout(f"timed out after {seconds(connect)} (connect)")
-    if any(isinstance(e, requests.ReadTimeout | u3.ReadTimeoutError | TimeoutError) for e in chain):
+    if any(isinstance(e, u3.ReadTimeoutError | TimeoutError) for e in chain):
         return FetchTimeout(f"timed out after {seconds(read)} (read)")
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             return TLSError(f"TLS certificate rejected: {e.verify_message or e.reason}")
     for e in chain:
-        if isinstance(e, ssl.SSLError | requests.exceptions.SSLError | u3.SSLError):
+        if isinstance(e, ssl.SSLError | u3.SSLError):
             return TLSError(f"TLS error: {_short(e)}")
     if any(isinstance(e, ConnectionRefusedError) for e in chain):
         return ConnectError(f"connection refused by {host}")
@@ -83,13 +82,7 @@ def translate(
         return ConnectError(f"connection reset by {host}")
     if any(isinstance(e, u3.NewConnectionError) for e in chain):
         return ConnectError(f"cannot connect to {host}: {_short(exc)}")
-    connection_broken = (
-        requests.ConnectionError,
-        requests.exceptions.ChunkedEncodingError,
-        u3.ProtocolError,
-        OSError,
-    )
-    if isinstance(exc, connection_broken):
+    if isinstance(exc, u3.ProtocolError | u3.MaxRetryError | OSError):
         return ConnectError(f"connection to {host} broken: {_short(exc)}")
     return FetchError(f"{type(exc).__name__}: {_short(exc)}")
 

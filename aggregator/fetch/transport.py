@@ -1,31 +1,32 @@
-"""A requests transport whose connections obey the address policy and the deadline.
+"""A urllib3 pool manager whose connections obey the address policy and the deadline.
 
 urllib3 opens sockets in ``HTTPConnection._new_conn``; ours resolves with the
 policy's resolver, refuses the whole name if any address is not allowed
-(``BlockedAddress`` propagates untouched through urllib3 and requests), and
+(``BlockedAddress`` propagates untouched through urllib3), and
 connects to one of the checked addresses. Every request also registers its
 socket with the running fetch's deadline. TLS still verifies the certificate
 against the host name, not the address.
+
+urllib3 directly, not requests on top of it (requests is urllib3 plus a
+session layer): that layer -- settings merged per request, a cookie jar,
+hooks -- was over half of the CPU of a conditional GET answered 304
+(issue 8), and a fetcher needs none of it. urllib3 keeps no cookies and
+reads no proxy settings from the environment (a proxy would hide the real
+peer from the address check).
 """
 
 from __future__ import annotations
 
 import socket
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from aggregator.fetch.deadline import watch_current
 from aggregator.fetch.guard import AddressPolicy
-
-#: Feeds need no cookies, and a jar shared by every source would leak between them.
-_NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])
-
 
 def open_socket(
     policy: AddressPolicy,
@@ -85,30 +86,17 @@ def _guarded(base: type[HTTPConnection], policy: AddressPolicy) -> type[HTTPConn
     return Guarded
 
 
-class GuardedAdapter(HTTPAdapter):
-    """An ``HTTPAdapter`` whose pools connect only where ``policy`` allows."""
+def guarded_pools(policy: AddressPolicy, *, per_host: int, hosts: int = 64) -> PoolManager:
+    """Connection pools (thread-safe, keep-alive) that connect only where ``policy`` allows.
 
-    def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
-        self.policy = policy
-        super().__init__(**kwargs)
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        http_conn = _guarded(HTTPConnection, self.policy)
-        https_conn = _guarded(HTTPSConnection, self.policy)
-        pool = type("GuardedPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn})
-        tls_pool = type("GuardedTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn})
-        self.poolmanager.pool_classes_by_scheme = {"http": pool, "https": tls_pool}
-
-
-def guarded_session(policy: AddressPolicy, headers: dict[str, str]) -> requests.Session:
-    """A session with our headers, no proxies from the environment, and no cookie jar."""
-    session = requests.Session()
-    session.trust_env = False  # a proxy would hide the real peer from the address check
-    session.headers.clear()
-    session.headers.update(headers)
-    session.cookies.set_policy(_NO_COOKIES)
-    adapter = GuardedAdapter(policy, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    ``per_host`` idle connections are kept per host (the per-host slots never
+    have more in flight); pools of the ``hosts`` least recently used hosts are kept.
+    """
+    http_conn = _guarded(HTTPConnection, policy)
+    https_conn = _guarded(HTTPSConnection, policy)
+    manager = PoolManager(num_pools=hosts, maxsize=max(1, per_host), retries=False)
+    manager.pool_classes_by_scheme = {
+        "http": type("GuardedPool", (HTTPConnectionPool,), {"ConnectionCls": http_conn}),
+        "https": type("GuardedTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": https_conn}),
+    }
+    return manager
