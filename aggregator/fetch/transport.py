@@ -28,6 +28,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from aggregator.fetch.deadline import watch_current
 from aggregator.fetch.guard import AddressPolicy
 
+
 def open_socket(
     policy: AddressPolicy,
     host: str,
