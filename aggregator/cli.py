@@ -52,7 +52,10 @@ def run(config_path: str | None) -> None:
 @click.option("--source", "source_ids", multiple=True, metavar="ID", help="poll only this source")
 def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     """Poll every (or the named) source once, store, write the feeds."""
+    from aggregator import metrics
     from aggregator.poll import poll_once
+
+    metrics.disable()  # one-shot: nothing scrapes it
 
     config = _load(config_path)
     unknown = [s for s in source_ids if config.source(s) is None]
@@ -89,8 +92,11 @@ def format_result(result: object) -> str:
 @config_option
 def build(config_path: str | None) -> None:
     """Rewrite every output from the store; polls nothing."""
+    from aggregator import metrics
     from aggregator.outputs import write_outputs
     from aggregator.poll import open_store
+
+    metrics.disable()  # one-shot: nothing scrapes it
 
     config = _load(config_path)
     try:

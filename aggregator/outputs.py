@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from aggregator import metrics
 from aggregator.config import Config
 from aggregator.model import Category, Entry
-from aggregator.posts import write_posts
 from aggregator.store import Store
 from aggregator.write import (
     ALL_FEED,
@@ -100,6 +99,8 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
             else:
                 unchanged += 1
     if config.posts is not None:  # every time: archiving is due even when nothing changed
+        from aggregator.posts import write_posts  # only sites with posts pay for its imports
+
         window = max(limit, config.limits.max_items_per_fetch)
         with store.output_lock("posts/"):
             result = write_posts(

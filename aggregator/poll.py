@@ -8,7 +8,8 @@ A poll killed after storing items but before writing the feeds must not
 leave them stale for good (the next poll may see only 304s): the store's
 change counter the files were last complete at is kept beside them, in
 ``output_dir/.written``, and the next poll also rewrites every category
-changed after it.
+changed after it. A poll that changed nothing, with the files complete,
+writes nothing.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from aggregator import metrics
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
 from aggregator.model import PollStatus, SourceState, UpdateResult
-from aggregator.outputs import write_outputs
 from aggregator.retention import prune_expired
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
-from aggregator.write import replace_file
 
 log = logging.getLogger("aggregator.poll")
 
@@ -199,13 +198,24 @@ def poll_once(
             changed |= r.changed_categories
         changed |= prune_expired(config, store, utcnow())
         counter, unwritten = _unwritten(config, store)
-        write_outputs(config, store, None if unwritten is None else changed | unwritten)
-        replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
+        if unwritten is None or changed or unwritten or config.posts is not None:
+            _write(config, store, None if unwritten is None else changed | unwritten, counter)
         return results
     finally:
         if own_fetcher:
             fetcher.close()
         store.close()
+
+
+def _write(config: Config, store: Store, changed: set[str] | None, counter: int) -> None:
+    """The outputs, then the stamp saying they are complete up to ``counter``."""
+    # imported here: a poll that changed nothing (every source 304) writes nothing
+    # and never loads the writers (issue 8: warm poll time)
+    from aggregator.outputs import write_outputs
+    from aggregator.write import replace_file
+
+    write_outputs(config, store, changed)
+    replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
 
 
 def _unwritten(config: Config, store: Store) -> tuple[int, set[str] | None]:

@@ -1,7 +1,7 @@
 """The raw ASGI app: feeds and indexes from ``output_dir``, ``/healthz``, ``/metrics``.
 
 path ─┬─ /healthz ─▶ health.check_health (in a thread, with a deadline)
-      ├─ /metrics ─▶ prometheus_client.generate_latest
+      ├─ /metrics ─▶ metrics.exposition (prometheus_client)
       ├─ file_name() ─▶ FileCache ─▶ 304 | 200 (gzip when accepted) | 404
       └─ anything else ─▶ 404;  a method other than GET/HEAD ─▶ 405
 """
@@ -13,8 +13,6 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from aggregator import metrics
 from aggregator.serve.files import EMPTY_BODY, FileCache, Message, accepts_gzip, file_name
@@ -154,8 +152,8 @@ class FeedApp:
         await _respond(send, scope, status, b"application/json; charset=utf-8", body)
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
-        body = generate_latest(REGISTRY)
-        await _respond(send, scope, 200, CONTENT_TYPE_LATEST.encode(), body)
+        body, content_type = metrics.exposition()
+        await _respond(send, scope, 200, content_type.encode(), body)
 
 
 async def _respond(send: Send, scope: Scope, status: int, content_type: bytes, body: bytes) -> None:
