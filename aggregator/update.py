@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from aggregator import schedule
 from aggregator.config import Config, SourceConfig
-from aggregator.dedupe import Deduped, dedupe_feed, with_detail
 from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
 from aggregator.fetch import Fetcher
 from aggregator.model import (
@@ -40,6 +40,9 @@ from aggregator.model import (
     UpdateResult,
 )
 from aggregator.store import Store
+
+if TYPE_CHECKING:
+    from aggregator.dedupe import Deduped
 
 log = logging.getLogger("aggregator.update")
 
@@ -93,7 +96,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
         feed = _parse(ctx, source, outcome)
-        deduped = dedupe_feed(source, feed)
+        deduped = _dedupe(source, feed)
         items, unchanged, warnings = _decide_and_detail(ctx, source, deduped, feed.lenient)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
@@ -155,6 +158,13 @@ def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> Parsed
     )
 
 
+def _dedupe(source: SourceConfig, feed: ParsedFeed) -> Deduped:
+    # imported here, like the parsers: an all-304 poll never loads nh3 and pypinyin
+    from aggregator.dedupe import dedupe_feed
+
+    return dedupe_feed(source, feed)
+
+
 def _decide_and_detail(
     ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool = False
 ) -> tuple[list[Item], int, list[str]]:
@@ -188,6 +198,8 @@ def _decide_and_detail(
                 body = _fetch_detail(ctx, source, item, warnings)
             else:
                 warnings.append(f"{source.id}: detail budget spent; {item.key} waits for next poll")
+            from aggregator.dedupe import with_detail
+
             item = with_detail(item, body)
             if body is None and before is not None and before.content_raw:
                 item = replace(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 
 
@@ -11,17 +12,22 @@ class KeyLines:
 
     tomllib keeps no positions, so this walks the text once: table headers set
     the prefix, ``key =`` lines record prefix + key. Good enough for messages.
+    The walk happens on the first ``find()``: a valid config never needs it.
     """
 
     _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
     _KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
 
     def __init__(self, path: Path) -> None:
-        self.lines: dict[str, int] = {}
+        self.path = path
+
+    @cached_property
+    def lines(self) -> dict[str, int]:
+        lines: dict[str, int] = {}
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return
+            return lines
         counters: dict[str, int] = {}
         prefix = ""
         for number, line in enumerate(text.splitlines(), start=1):
@@ -36,12 +42,13 @@ class KeyLines:
                     prefix = (
                         f"{head}[{counters[head]}].{tail}" if head in counters and tail else name
                     )
-                self.lines.setdefault(prefix, number)
+                lines.setdefault(prefix, number)
                 continue
             key = self._KEY.match(line)
             if key:
                 name = key.group(1).replace('"', "").replace("'", "")
-                self.lines.setdefault(f"{prefix}.{name}" if prefix else name, number)
+                lines.setdefault(f"{prefix}.{name}" if prefix else name, number)
+        return lines
 
     def find(self, key: str) -> int | None:
         """The line of ``key``, else of its nearest enclosing key or table."""
