@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
@@ -108,9 +109,23 @@ def lock_items(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({ITEMS_LOCK})")
 
 
-def ranks(conn: Connection) -> dict[str, CategoryRank]:
-    rows = conn.execute(select(categories.c.id, categories.c.publisher, categories.c.position))
-    return {row.id: CategoryRank(bool(row.publisher), row.position) for row in rows}
+@dataclass(frozen=True, slots=True)
+class Categories:
+    """Every category as an item writer needs it, read once per apply."""
+
+    ranks: dict[str, CategoryRank]  #: for the merge's post category
+    newest: dict[str, datetime | None]  #: stored ``updated``, for counts.Tally.write
+
+
+_ALL = select(categories.c.id, categories.c.publisher, categories.c.position, categories.c.updated)
+
+
+def read_categories(conn: Connection) -> Categories:
+    rows = conn.execute(_ALL).all()
+    return Categories(
+        ranks={row.id: CategoryRank(bool(row.publisher), row.position) for row in rows},
+        newest={row.id: row.updated for row in rows},
+    )
 
 
 def post_category(

@@ -11,7 +11,7 @@ not a GROUP BY over every item (issue 8).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -71,17 +71,28 @@ class Tally:
             if cid not in self.removed or updated > self.removed[cid]:
                 self.removed[cid] = updated
 
-    def write(self, conn: Connection) -> None:
-        """Apply to ``categories``; call after the item_categories and items rows are written."""
+    def __bool__(self) -> bool:
+        """Something to write."""
+        return bool(self.delta or self.added or self.removed)
+
+    def write(self, conn: Connection, updated: Mapping[str, datetime | None] | None = None) -> None:
+        """Apply to ``categories``; call after the item_categories and items rows are written.
+
+        ``updated``: every category's stored ``updated``, if the caller has read them already
+        (under the items lock, so they cannot have moved since).
+        """
         ids = sorted(set(self.delta) | set(self.added) | set(self.removed))
         if not ids:
             return
         stored: dict[str, datetime | None] = {}
-        for part in chunks(ids):
-            rows = conn.execute(
-                select(categories.c.id, categories.c.updated).where(categories.c.id.in_(part))
-            )
-            stored.update((row.id, row.updated) for row in rows)
+        if updated is not None:
+            stored.update((cid, updated[cid]) for cid in ids if cid in updated)
+        else:
+            for part in chunks(ids):
+                rows = conn.execute(
+                    select(categories.c.id, categories.c.updated).where(categories.c.id.in_(part))
+                )
+                stored.update((row.id, row.updated) for row in rows)
         moved, reread = [], []
         for cid in ids:
             if cid not in stored:  # no such category (yet): recount() counts it when added

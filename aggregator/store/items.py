@@ -10,7 +10,7 @@
          new categories get a bumped change counter
 
 Every step is one statement per batch (chunked IN lists, executemany), not a
-round trip per item.
+round trip per item; the statements are built once, here, not per call.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, insert, select, update
 
 from aggregator.model import Item
 from aggregator.store import categories as cats
@@ -50,33 +50,100 @@ _VERSION_FIELDS = (
     "detail_pending",
 )
 
+_v = item_versions.c
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_SOURCE: BindParameter[Any] = bindparam("source_id")
+
+_TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
+_KNOWN = select(_v.key, _v.content_hash, _v.detail_pending, _v.content_raw, _v.content_html).where(
+    _v.source_id == _SOURCE, _v.key.in_(_KEYS)
+)
+#: per key already merged: its item id, and this source's version if it carries one
+_STORED = (
+    select(
+        items.c.key,
+        items.c.id,
+        _v.item_id,
+        _v.content_hash,
+        _v.priority,
+        _v.categories,
+        _v.detail_pending,
+    )
+    .select_from(
+        items.outerjoin(item_versions, (_v.item_id == items.c.id) & (_v.source_id == _SOURCE))
+    )
+    .where(items.c.key.in_(_KEYS))
+)
+_SEEN_AGAIN = (
+    update(item_versions)
+    .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
+    .values(last_seen=bindparam("b_now"))
+)
+_INSERT_VERSIONS = insert(item_versions)
+_UPDATE_VERSIONS = (
+    update(item_versions)
+    .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
+    .values({name: bindparam(name) for name in (*_VERSION_FIELDS, "categories", "last_seen")})
+)
+_INSERT_ITEMS = insert(items).returning(items.c.key, items.c.id)
+#: the merged items being re-merged, one row per category they are filed under (or one, None)
+_CURRENT = (
+    select(
+        items.c.id,
+        items.c.key,
+        items.c.updated,
+        items.c.first_seen,
+        items.c.content_hash,
+        item_categories.c.category_id,
+    )
+    .select_from(items.outerjoin(item_categories, item_categories.c.item_id == items.c.id))
+    .where(items.c.id.in_(bindparam("ids", expanding=True)))
+)
+#: the versions other sources carry of the items being re-merged
+_OTHER_VERSIONS = select(item_versions).where(
+    _v.item_id.in_(bindparam("ids", expanding=True)), _v.source_id != _SOURCE
+)
+_MERGED_COLUMNS = (
+    "infocode",
+    "title",
+    "link",
+    "content_html",
+    "content_raw",
+    "summary_html",
+    "author",
+    "published",
+    "content_hash",
+    "post_category",
+    "updated",
+)
+_UPDATE_ITEMS = (
+    update(items)
+    .where(items.c.id == bindparam("b_id"))
+    .values({name: bindparam(name) for name in _MERGED_COLUMNS})
+)
+_UNFILE = delete(item_categories).where(
+    item_categories.c.item_id.in_(bindparam("ids", expanding=True))
+)
+_FILE = insert(item_categories)
+
 
 #: serialize item writers: PostgreSQL takes an advisory lock; SQLite's BEGIN IMMEDIATE did
 lock_items = cats.lock_items
 
 
 def tombstoned(conn: Connection, keys: Iterable[str]) -> frozenset[str]:
-    wanted = sorted(set(keys))
     found: set[str] = set()
-    for part in chunks(wanted):
-        found.update(
-            conn.execute(select(tombstones.c.key).where(tombstones.c.key.in_(part))).scalars()
-        )
+    for part in chunks(sorted(set(keys))):
+        found.update(conn.execute(_TOMBSTONED, {"keys": part}).scalars())
     return frozenset(found)
 
 
 def known_versions(
     conn: Connection, source_id: str, keys: Iterable[str]
 ) -> dict[str, KnownVersion]:
-    v = item_versions.c
     found: dict[str, KnownVersion] = {}
     for part in chunks(sorted(set(keys))):
-        rows = conn.execute(
-            select(v.key, v.content_hash, v.detail_pending, v.content_raw, v.content_html).where(
-                v.source_id == source_id, v.key.in_(part)
-            )
-        )
-        for row in rows:
+        for row in conn.execute(_KNOWN, {"source_id": source_id, "keys": part}):
             found[row.key] = KnownVersion(
                 row.key,
                 row.content_hash,
@@ -98,20 +165,24 @@ class _Stored:
     detail_pending: bool
 
 
-def _stored(conn: Connection, source_id: str, keys: Sequence[str]) -> dict[str, _Stored]:
-    v = item_versions.c
-    found: dict[str, _Stored] = {}
+def _stored(
+    conn: Connection, source_id: str, keys: Sequence[str]
+) -> tuple[dict[str, int], dict[str, _Stored]]:
+    """Item ids of the keys already merged, and this source's versions among them."""
+    item_ids: dict[str, int] = {}
+    versions: dict[str, _Stored] = {}
     for part in chunks(keys):
-        rows = conn.execute(
-            select(
-                v.key, v.item_id, v.content_hash, v.priority, v.categories, v.detail_pending
-            ).where(v.source_id == source_id, v.key.in_(part))
-        )
-        for r in rows:
-            found[r.key] = _Stored(
-                r.item_id, r.content_hash, r.priority, tuple(r.categories), bool(r.detail_pending)
-            )
-    return found
+        for r in conn.execute(_STORED, {"source_id": source_id, "keys": part}):
+            item_ids[r.key] = r.id
+            if r.item_id is not None:
+                versions[r.key] = _Stored(
+                    r.item_id,
+                    r.content_hash,
+                    r.priority,
+                    tuple(r.categories),
+                    bool(r.detail_pending),
+                )
+    return item_ids, versions
 
 
 def _same(stored: _Stored, item: Item) -> bool:
@@ -144,30 +215,22 @@ def apply_items(
         by_key.setdefault(item.key, item)
     if not by_key:
         return ApplyResult()
-    ensure_source(conn, source_id)
     dead = tombstoned(conn, by_key)
     keys = sorted(k for k in by_key if k not in dead)
-    stored = _stored(conn, source_id, keys)
+    item_ids, stored = _stored(conn, source_id, keys)
     new = [by_key[k] for k in keys if k not in stored]
     changed = [by_key[k] for k in keys if k in stored and not _same(stored[k], by_key[k])]
     same = [k for k in keys if k in stored and _same(stored[k], by_key[k])]
 
-    v = item_versions.c
     for part in chunks(same):
-        conn.execute(
-            update(item_versions)
-            .where(v.source_id == source_id, v.key.in_(part))
-            .values(last_seen=now)
-        )
+        conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})
 
     merger = _Merger(conn, now)
-    item_ids = _merged_ids(conn, [i.key for i in new])
-    fresh = [i for i in new if i.key not in item_ids]
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
-    item_ids.update(merger.insert_fresh(fresh))
     remerge.update((stored[i.key].item_id, i) for i in changed)
-
     if new:
+        ensure_source(conn, source_id)  # versions need its row; same or changed ones prove it
+        item_ids.update(merger.insert_fresh([i for i in new if i.key not in item_ids]))
         rows = []
         for item in new:
             row = _version_row(item, now)
@@ -175,19 +238,15 @@ def apply_items(
                 source_id=source_id, key=item.key, item_id=item_ids[item.key], first_seen=now
             )
             rows.append(row)
-        conn.execute(insert(item_versions), rows)
+        conn.execute(_INSERT_VERSIONS, rows)
     if changed:
-        stmt = (
-            update(item_versions)
-            .where(v.source_id == source_id, v.key == bindparam("b_key"))
-            .values(
-                {name: bindparam(name) for name in (*_VERSION_FIELDS, "categories", "last_seen")}
-            )
+        conn.execute(
+            _UPDATE_VERSIONS,
+            [{"b_source": source_id, "b_key": i.key, **_version_row(i, now)} for i in changed],
         )
-        conn.execute(stmt, [{"b_key": i.key, **_version_row(i, now)} for i in changed])
 
-    merger.remerge(remerge)
-    merger.tally.write(conn)
+    merger.remerge(source_id, remerge)
+    merger.write_counts()
     if new:
         recount_items(conn, [source_id])
     cats.bump(conn, merger.changed_categories)
@@ -199,16 +258,6 @@ def apply_items(
         changed_categories=frozenset(merger.changed_categories),
         changed_keys=frozenset(merger.changed_keys),
     )
-
-
-def _merged_ids(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for part in chunks(sorted(keys)):
-        found.update(
-            (row.key, row.id)
-            for row in conn.execute(select(items.c.key, items.c.id).where(items.c.key.in_(part)))
-        )
-    return found
 
 
 def to_item(row: Row[Any]) -> Item:
@@ -231,12 +280,14 @@ class _Merger:
         self.changed_categories: set[str] = set()
         self.changed_keys: set[str] = set()
         self.tally = counts.Tally()  #: item_categories rows written, for the categories' counts
-        self._ranks: dict[str, cats.CategoryRank] | None = None
+        self._categories: cats.Categories | None = None
 
-    def _post_category(self, merged: Merged, winner: Item) -> str | None:
-        if self._ranks is None:
-            self._ranks = cats.ranks(self.conn)
-        return cats.post_category(merged.categories, winner.categories, self._ranks)
+    @property
+    def categories(self) -> cats.Categories:
+        """Read once per apply: the merge's ranks and the counts' newest ``updated``."""
+        if self._categories is None:
+            self._categories = cats.read_categories(self.conn)
+        return self._categories
 
     def _row(self, merged: Merged, winner: Item, published: datetime) -> dict[str, Any]:
         return {
@@ -249,7 +300,9 @@ class _Merger:
             "author": merged.author,
             "published": published,
             "content_hash": merged_hash(merged, published),
-            "post_category": self._post_category(merged, winner),
+            "post_category": cats.post_category(
+                merged.categories, winner.categories, self.categories.ranks
+            ),
         }
 
     def insert_fresh(self, fresh: Sequence[Item]) -> dict[str, int]:
@@ -267,7 +320,7 @@ class _Merger:
                 first_seen=self.now,
             )
             rows.append(row)
-        result = self.conn.execute(insert(items).returning(items.c.key, items.c.id), rows)
+        result = self.conn.execute(_INSERT_ITEMS, rows)
         ids = {row.key: row.id for row in result}
         self._write_categories(
             {
@@ -281,52 +334,27 @@ class _Merger:
             self.tally.add(item.categories, row["updated"])
         return ids
 
-    def remerge(self, in_hand: Mapping[int, Item]) -> None:
+    def remerge(self, source_id: str, in_hand: Mapping[int, Item]) -> None:
         """Merge each item again from all its versions; write the ones whose hash changed.
 
-        ``in_hand``: item id -> this source's version, just written; an item no
-        other source carries is merged from it without reading it back.
+        ``in_hand``: item id -> ``source_id``'s version, just written; only the
+        other sources' versions are read back.
         """
         if not in_hand:
             return
-        conn = self.conn
         item_ids = sorted(in_hand)
         current: dict[int, Any] = {}
         old_cats: dict[int, set[str]] = defaultdict(set)
-        versions: dict[int, list[Item]] = defaultdict(list)
+        versions: dict[int, list[Item]] = {i: [in_hand[i]] for i in item_ids}
         for part in chunks(item_ids):
-            for row in conn.execute(
-                select(
-                    items.c.id,
-                    items.c.key,
-                    items.c.updated,
-                    items.c.first_seen,
-                    items.c.content_hash,
-                ).where(items.c.id.in_(part))
-            ):
+            for row in self.conn.execute(_CURRENT, {"ids": part}):
                 current[row.id] = row
-            for link in conn.execute(
-                select(item_categories.c.item_id, item_categories.c.category_id).where(
-                    item_categories.c.item_id.in_(part)
-                )
+                if row.category_id is not None:
+                    old_cats[row.id].add(row.category_id)
+            for version in self.conn.execute(
+                _OTHER_VERSIONS, {"ids": part, "source_id": source_id}
             ):
-                old_cats[link.item_id].add(link.category_id)
-            shared = set()
-            for carrier in conn.execute(
-                select(item_versions.c.item_id, item_versions.c.source_id).where(
-                    item_versions.c.item_id.in_(part)
-                )
-            ):
-                if carrier.source_id != in_hand[carrier.item_id].source_id:
-                    shared.add(carrier.item_id)
-            for item_id in part:
-                if item_id not in shared:
-                    versions[item_id].append(in_hand[item_id])
-            if shared:
-                for version in conn.execute(
-                    select(item_versions).where(item_versions.c.item_id.in_(sorted(shared)))
-                ):
-                    versions[version.item_id].append(to_item(version))
+                versions[version.item_id].append(to_item(version))
         updates: list[dict[str, Any]] = []
         placed: dict[int, tuple[str, datetime, tuple[str, ...]]] = {}
         for item_id in item_ids:
@@ -347,13 +375,7 @@ class _Merger:
             self.tally.add(merged.categories, values["updated"])
         if not updates:
             return
-        columns = [name for name in updates[0] if name != "b_id"]
-        conn.execute(
-            update(items)
-            .where(items.c.id == bindparam("b_id"))
-            .values({name: bindparam(name) for name in columns}),
-            updates,
-        )
+        self.conn.execute(_UPDATE_ITEMS, updates)
         self._write_categories(placed, replace=True)
 
     def _write_categories(
@@ -361,13 +383,16 @@ class _Merger:
     ) -> None:
         if replace:
             for part in chunks(sorted(placed)):
-                self.conn.execute(
-                    delete(item_categories).where(item_categories.c.item_id.in_(part))
-                )
+                self.conn.execute(_UNFILE, {"ids": part})
         rows = [
             {"item_id": item_id, "category_id": cid, "published": published, "key": key}
             for item_id, (key, published, categories) in placed.items()
             for cid in categories
         ]
         if rows:
-            self.conn.execute(insert(item_categories), rows)
+            self.conn.execute(_FILE, rows)
+
+    def write_counts(self) -> None:
+        """The categories' counts, from the rows this apply filed and unfiled."""
+        if self.tally:
+            self.tally.write(self.conn, self.categories.newest)
