@@ -19,7 +19,8 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
         yield values[start : start + size]
 
 
-def _insert(conn: Connection, table: Table) -> Any:
+def upsert_statement(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
@@ -32,7 +33,9 @@ def insert_missing(
 ) -> None:
     """INSERT … ON CONFLICT (keys) DO NOTHING, for rows another writer may have added."""
     if rows:
-        conn.execute(_insert(conn, table).on_conflict_do_nothing(index_elements=keys), rows)
+        conn.execute(
+            upsert_statement(conn, table).on_conflict_do_nothing(index_elements=keys), rows
+        )
 
 
 def upsert(
@@ -45,7 +48,7 @@ def upsert(
     """INSERT … ON CONFLICT (keys) DO UPDATE SET the ``update`` columns to the new values."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    stmt = upsert_statement(conn, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=keys, set_={name: stmt.excluded[name] for name in update}
     )

@@ -30,7 +30,7 @@ from aggregator.store.bulk import chunks
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult, KnownVersion
 from aggregator.store.schema import item_categories, item_versions, items, tombstones
-from aggregator.store.sources import ensure_source, recount_items
+from aggregator.store.sources import add_versions
 
 #: the Item fields a version row keeps, under the same names
 _VERSION_FIELDS = (
@@ -93,6 +93,7 @@ _CURRENT = (
         items.c.key,
         items.c.updated,
         items.c.first_seen,
+        items.c.published,
         items.c.content_hash,
         item_categories.c.category_id,
     )
@@ -215,9 +216,10 @@ def apply_items(
         by_key.setdefault(item.key, item)
     if not by_key:
         return ApplyResult()
-    dead = tombstoned(conn, by_key)
+    item_ids, stored = _stored(conn, source_id, sorted(by_key))
+    # a pruned key has no item left: only the keys without one can be tombstoned
+    dead = tombstoned(conn, [k for k in by_key if k not in item_ids])
     keys = sorted(k for k in by_key if k not in dead)
-    item_ids, stored = _stored(conn, source_id, keys)
     new = [by_key[k] for k in keys if k not in stored]
     changed = [by_key[k] for k in keys if k in stored and not _same(stored[k], by_key[k])]
     same = [k for k in keys if k in stored and _same(stored[k], by_key[k])]
@@ -229,7 +231,7 @@ def apply_items(
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
-        ensure_source(conn, source_id)  # versions need its row; same or changed ones prove it
+        add_versions(conn, source_id, len(new))  # before the versions: they need its row
         item_ids.update(merger.insert_fresh([i for i in new if i.key not in item_ids]))
         rows = []
         for item in new:
@@ -247,8 +249,6 @@ def apply_items(
 
     merger.remerge(source_id, remerge)
     merger.write_counts()
-    if new:
-        recount_items(conn, [source_id])
     cats.bump(conn, merger.changed_categories)
     return ApplyResult(
         new=len(new),
@@ -368,7 +368,8 @@ class _Merger:
             own = merged.updated
             values["updated"] = own if own is not None and own > stored.updated else self.now
             updates.append({"b_id": item_id, **values})
-            placed[item_id] = (stored.key, published, merged.categories)
+            if (published, set(merged.categories)) != (stored.published, old_cats[item_id]):
+                placed[item_id] = (stored.key, published, merged.categories)
             self.changed_keys.add(stored.key)
             self.changed_categories.update(old_cats[item_id], merged.categories)
             self.tally.remove(old_cats[item_id], stored.updated)

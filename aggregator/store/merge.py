@@ -83,9 +83,8 @@ def merged_hash(merged: Merged, published: datetime) -> str:
         " ".join(merged.categories),
         merged.infocode or "",
     )
-    digest = hashlib.sha256()
+    parts: list[bytes] = []
     for value in fields:  # length-prefixed, so no two field lists hash alike
         data = value.encode("utf-8")
-        digest.update(b"%d:" % len(data))
-        digest.update(data)
-    return digest.hexdigest()
+        parts += (b"%d:" % len(data), data)
+    return hashlib.sha256(b"".join(parts)).hexdigest()

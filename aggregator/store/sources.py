@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select
 
 from aggregator.config import SourceConfig
 from aggregator.model import PollStatus, SourceState
-from aggregator.store.bulk import chunks, insert_missing
+from aggregator.store.bulk import chunks, insert_missing, upsert_statement
 from aggregator.store.schema import item_versions, sources
 
 #: SourceState field -> column, for every field save_state writes (item_count is the store's own)
@@ -70,6 +70,23 @@ def sync_sources(conn: Connection, configured: Sequence[SourceConfig], now: date
         if row.configured_url != s.url:
             values.update(url=None, redirect_url=None, redirect_seen=0)
         conn.execute(update(sources).where(sources.c.id == s.id).values(**values))
+
+
+_ADD_VERSIONS: dict[str, Any] = {}  #: dialect name -> statement, built on first use
+
+
+def add_versions(conn: Connection, source_id: str, count: int) -> None:
+    """``count`` more versions on the source's ``item_count``; a bare row for a source the
+    config never named. One statement, in place of an insert and a recount per apply."""
+    stmt = _ADD_VERSIONS.get(conn.dialect.name)
+    if stmt is None:
+        stmt = upsert_statement(conn, sources)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"item_count": sources.c.item_count + stmt.excluded.item_count},
+        )
+        _ADD_VERSIONS[conn.dialect.name] = stmt
+    conn.execute(stmt, {"id": source_id, "configured_url": "", "item_count": count})
 
 
 def ensure_source(conn: Connection, source_id: str) -> None:
