@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, insert, select, update
+from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, select, update
 
 from aggregator.model import Item
 from aggregator.store import categories as cats
 from aggregator.store import counts
-from aggregator.store.bulk import chunks
+from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult, KnownVersion
 from aggregator.store.schema import item_categories, item_versions, items, tombstones
@@ -79,13 +79,34 @@ _SEEN_AGAIN = (
     .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
     .values(last_seen=bindparam("b_now"))
 )
-_INSERT_VERSIONS = insert(item_versions)
+_INSERT_VERSIONS = Inserts(
+    item_versions,
+    ("source_id", "key", "item_id", *_VERSION_FIELDS, "categories", "first_seen", "last_seen"),
+)
 _UPDATE_VERSIONS = (
     update(item_versions)
     .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
     .values({name: bindparam(name) for name in (*_VERSION_FIELDS, "categories", "last_seen")})
 )
-_INSERT_ITEMS = insert(items).returning(items.c.key, items.c.id)
+_INSERT_ITEMS = Inserts(
+    items,
+    (
+        "key",
+        "infocode",
+        "title",
+        "link",
+        "content_html",
+        "content_raw",
+        "summary_html",
+        "author",
+        "published",
+        "content_hash",
+        "post_category",
+        "updated",
+        "first_seen",
+    ),
+)
+_ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 #: the merged items being re-merged, one row per category they are filed under (or one, None)
 _CURRENT = (
     select(
@@ -125,7 +146,7 @@ _UPDATE_ITEMS = (
 _UNFILE = delete(item_categories).where(
     item_categories.c.item_id.in_(bindparam("ids", expanding=True))
 )
-_FILE = insert(item_categories)
+_FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
 
 
 #: serialize item writers: PostgreSQL takes an advisory lock; SQLite's BEGIN IMMEDIATE did
@@ -240,7 +261,7 @@ def apply_items(
                 source_id=source_id, key=item.key, item_id=item_ids[item.key], first_seen=now
             )
             rows.append(row)
-        conn.execute(_INSERT_VERSIONS, rows)
+        _INSERT_VERSIONS.execute(conn, rows)
     if changed:
         conn.execute(
             _UPDATE_VERSIONS,
@@ -320,8 +341,10 @@ class _Merger:
                 first_seen=self.now,
             )
             rows.append(row)
-        result = self.conn.execute(_INSERT_ITEMS, rows)
-        ids = {row.key: row.id for row in result}
+        _INSERT_ITEMS.execute(self.conn, rows)
+        ids: dict[str, int] = {}
+        for part in chunks([item.key for item in fresh]):
+            ids.update((row.key, row.id) for row in self.conn.execute(_ITEM_IDS, {"keys": part}))
         self._write_categories(
             {
                 ids[item.key]: (item.key, row["published"], tuple(sorted(set(item.categories))))
@@ -385,13 +408,14 @@ class _Merger:
         if replace:
             for part in chunks(sorted(placed)):
                 self.conn.execute(_UNFILE, {"ids": part})
-        rows = [
-            {"item_id": item_id, "category_id": cid, "published": published, "key": key}
-            for item_id, (key, published, categories) in placed.items()
-            for cid in categories
-        ]
-        if rows:
-            self.conn.execute(_FILE, rows)
+        _FILE.execute(
+            self.conn,
+            (
+                {"item_id": item_id, "category_id": cid, "published": published, "key": key}
+                for item_id, (key, published, categories) in placed.items()
+                for cid in categories
+            ),
+        )
 
     def write_counts(self) -> None:
         """The categories' counts, from the rows this apply filed and unfiled."""
