@@ -138,3 +138,27 @@ def test_cleaned_html_is_xml_safe() -> None:
 )
 def test_text_of(fragment: str, text: str) -> None:
     assert text_of(fragment) == text
+
+
+BASES = [
+    "http://finews.zning.xyz/html_News/NewsShare.html?infoCode=NW1",
+    "https://a.example",
+    "https://a.example:8443/d/e/?q=1&r=2",
+    "http://127.0.0.1:8000/a/f0001.html",
+    "http://A.example:80/d/../e;p#f",  # not plain: nh3 joins it
+]
+REFERENCES = [
+    "/x?a=1&amp;b=2", "img/a.png", "//cdn.example/b.png", "//cdn.example", "//CDN.example:80/x",
+    "../../a", "./x", "..", "/a/../b", "a//b", "?q", "?", "#f", "#", "", " /x ", "a b", "中文.png",
+    "%2e%2e/x", "%41", "1a:b", "x;y", "a\\b", "&quot;x", "&lt;x&gt;", "x&#1;y", "//[bad/x",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_relative_urls_joined_as_nh3_joins_them(base: str) -> None:
+    """The urljoin shortcut gives what nh3's own rewrite_with_base gives, or hands over to it."""
+    from aggregator.sanitize import _clean_with_base
+
+    for ref in REFERENCES:
+        dirty = f'<p><a href="{ref}" title="t">a</a><img alt="i" src="{ref}"></p>'
+        assert clean_html(dirty, base_url=base) == _clean_with_base(dirty, base), (ref, base)
