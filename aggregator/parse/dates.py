@@ -11,6 +11,7 @@ a fallback.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -82,6 +83,11 @@ def parse_date(value: str | int | float | None, tz: tzinfo) -> datetime | None:
         return None
     if isinstance(value, int | float):
         return _from_epoch(float(value))
+    return _parse_text(value, tz)
+
+
+@functools.lru_cache(maxsize=4096)  # each date string is read 2-3 times (fastfeed, to_item)
+def _parse_text(value: str, tz: tzinfo) -> datetime | None:
     text = " ".join(_COMMENT.sub(" ", value).split())
     if not text or len(text) > 100:
         return None
@@ -144,6 +150,11 @@ def _zone(text: str | None, tz: tzinfo) -> tzinfo | None:
     """The zone a date names; ``tz`` when it names none (or one we do not know)."""
     if not text:
         return tz
+    return _named_zone(text, tz)
+
+
+@functools.lru_cache(maxsize=256)  # a feed writes one or two zones, building one costs 4 us
+def _named_zone(text: str, tz: tzinfo) -> tzinfo | None:
     upper = text.upper()
     if upper in _NAMED_ZONES:
         return timezone(timedelta(hours=_NAMED_ZONES[upper]))

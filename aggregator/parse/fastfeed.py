@@ -154,9 +154,8 @@ class _Reader:
         self.end_base()
 
     def children(self, el: etree._Element, depth: int) -> None:
-        for child in el:
-            if isinstance(child.tag, str):
-                self.walk(child, depth + 1)
+        for child in el.iterchildren(etree.Element):  # elements only: no comments, no PIs
+            self.walk(child, depth + 1)
 
     def channel(self, el: etree._Element, attrs: dict[str, str], depth: int) -> None:
         if self.atom or self.entry is not None or "lastmod" in attrs or "href" in attrs:
@@ -249,10 +248,9 @@ class _Reader:
         self.children_ignored(el, depth)
 
     def children_ignored(self, el: etree._Element, depth: int) -> None:
-        for child in el:
-            if isinstance(child.tag, str):
-                self.start_base(_attrs(child))
-                self.end_base()
+        for child in el.iterchildren(etree.Element):
+            self.start_base(_attrs(child))
+            self.end_base()
 
     # --- xml:base, as unknown_starttag/unknown_endtag track it -------------------
 
@@ -278,6 +276,8 @@ class _Reader:
         out = text.strip()
         if element in _RELATIVE and out and (element != "id" or guid):
             out = _urljoin(self.base or "", out)
+        if out.isascii():  # nothing to repair, no C1 control to map
+            return out
         with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             out = out.encode("iso-8859-1").decode("utf-8")  # feedparser's mojibake repair
         # str.translate walks a dict per character: only when a C1 control is there
@@ -419,24 +419,39 @@ def _text(el: etree._Element) -> str:
 
 def _fp_name(el: etree._Element) -> str:
     """The name feedparser dispatches on: known prefix + '_' + lower-case local name."""
+    name = _NAMES.get(el.tag)
+    if name is not None:
+        return name
     qname = etree.QName(el)
     local = qname.localname.lower()
     uri = qname.namespace
     if uri is None:
-        return local
-    lower = uri.lower()
-    if "backend.userland.com/rss" in lower:
-        lower = "http://backend.userland.com/rss"
-    prefix = _PREFIXES.get(lower)
-    if prefix is None:
-        prefix = el.prefix or ""  # an unknown default namespace: the bare name
-    return f"{prefix.lower()}_{local}" if prefix else local
+        name = local
+    else:
+        lower = uri.lower()
+        if "backend.userland.com/rss" in lower:
+            lower = "http://backend.userland.com/rss"
+        prefix = _PREFIXES.get(lower)
+        if prefix is None:  # an unknown namespace: the name depends on the prefix written
+            prefix = el.prefix or ""  # an unknown default namespace: the bare name
+            return f"{prefix.lower()}_{local}" if prefix else local
+        name = f"{prefix.lower()}_{local}" if prefix else local
+    if len(_NAMES) < 4096:
+        _NAMES[el.tag] = name
+    return name
+
+
+#: lxml tag ("{uri}local") -> feedparser name, for tags whose name the tag alone decides
+_NAMES: dict[str, str] = {}
 
 
 def _attrs(el: etree._Element) -> dict[str, str]:
     """Attributes keyed as feedparser's strict parser keys them (``xml:base``, ``rel``)."""
+    items = el.items()
+    if not items:  # most elements: skip the loop and the comprehension below
+        return {}
     out: dict[str, str] = {}
-    for key, value in el.attrib.items():
+    for key, value in items:
         if key.startswith("{"):
             uri, local = key[1:].split("}", 1)
             prefix = _PREFIXES.get(uri.lower(), "")
