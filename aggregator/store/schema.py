@@ -11,7 +11,7 @@ is stored as UTC and read back aware.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,20 @@ class _SQLiteText(DATETIME):
         return None
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is UTC:
+        return value
+    if value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: every datetime must be aware")
+    return value.astimezone(UTC)
+
+
+def _as_sqlite_text(value: datetime | None) -> str | None:
+    """``2024-05-01 08:00:00.000000``: the UTC isoformat without its ``+00:00``."""
+    value = _as_utc(value)
+    return None if value is None else value.isoformat(" ", "microseconds")[:-6]
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out.
 
@@ -62,15 +76,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is not UTC:
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise ValueError(f"naive datetime {value!r}: every datetime must be aware")
-            value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-        return value
+        return (_as_sqlite_text if dialect.name == "sqlite" else _as_utc)(value)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any]:
+        """process_bind_param without TypeDecorator's wrapper (the impls have no processor
+        of their own): it runs for every datetime of every row written."""
+        return _as_sqlite_text if dialect.name == "sqlite" else _as_utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
