@@ -141,7 +141,10 @@ class _Reader:
 
     def walk(self, el: etree._Element, depth: int, *, top: bool = False) -> None:
         attrs = _attrs(el)
-        self.start_base(attrs)
+        # with no base yet and no xml:base here, start_base/end_base push and pop "" only
+        tracked = bool(attrs or self.base)
+        if tracked:
+            self.start_base(attrs)
         name = _fp_name(el)
         if top or name in ("rdf_rdf",):
             self.children(el, depth)
@@ -151,7 +154,8 @@ class _Reader:
             self.item(el, attrs, depth)
         else:
             self.leaf(el, name, attrs, depth)
-        self.end_base()
+        if tracked:
+            self.end_base()
 
     def children(self, el: etree._Element, depth: int) -> None:
         for child in el.iterchildren(etree.Element):  # elements only: no comments, no PIs
@@ -275,13 +279,16 @@ class _Reader:
     def finish(self, text: str, element: str, guid: bool = False) -> str:
         out = text.strip()
         if element in _RELATIVE and out and (element != "id" or guid):
-            out = _urljoin(self.base or "", out)
+            out = _join(self.base, out)
         if out.isascii():  # nothing to repair, no C1 control to map
             return out
         with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
             out = out.encode("iso-8859-1").decode("utf-8")  # feedparser's mojibake repair
-        # str.translate walks a dict per character: only when a C1 control is there
-        return out.translate(_cp1252) if _C1.search(out) else out
+        # str.translate walks a dict per character: only when a C1 control is there; and a
+        # C1 control is U+0080-009F, UTF-8 C2 80-9F: no C2 byte, no search (CJK text has none)
+        if b"\xc2" not in out.encode("utf-8", "surrogatepass") or not _C1.search(out):
+            return out
+        return out.translate(_cp1252)
 
     def store(self, element: str, value: str, detail: dict[str, Any] | None) -> None:
         if self.entry is not None:
@@ -329,7 +336,7 @@ class _Reader:
             attrs["href"] = enforced
         context = self.context
         if "href" in attrs:
-            href = _urljoin(self.base or "", attrs["href"])
+            href = _join(self.base, attrs["href"])
             if attrs["rel"] == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES:
                 context["link"] = href
             return
@@ -339,7 +346,7 @@ class _Reader:
             return
         if self.entry is not None:
             value = value.replace("&amp;", "&")
-        context["link"] = _QUERY_REF.sub(r"&\g<1>", value)
+        context["link"] = _QUERY_REF.sub(r"&\g<1>", value) if "&" in value else value
 
     def guid(self, el: etree._Element, attrs: dict[str, str]) -> None:
         self.guidislink = attrs.get("ispermalink", "true") == "true"
@@ -407,8 +414,17 @@ def parsed_dates(entry: dict[str, Any], parse_ok: Any) -> None:
             entry[key + "_parsed"] = _parse_date(raw)
 
 
+def _join(base: str, uri: str) -> str:
+    """feedparser's ``_urljoin``; with no base and no ``:///`` to fix, ``uri`` as it is."""
+    if not base and ":///" not in uri:  # its regex only drops extra '/' after "scheme://"
+        return uri
+    return _urljoin(base or "", uri)
+
+
 def _text(el: etree._Element) -> str:
     """An element's character data (comments and PIs skipped); markup inside: unsure."""
+    if not len(el):
+        return el.text or ""
     pieces = [el.text or ""]
     for child in el:
         if isinstance(child.tag, str):
