@@ -78,6 +78,24 @@ def test_hash_ignores_tracking_parameters_but_not_content() -> None:
     assert content_hash(base, ["n"]) != content_hash(base, ["n", "m"])
 
 
+def test_hash_keeps_fields_apart() -> None:
+    """Text moving from one field to the next, or into a category, changes the hash."""
+    hashes = {
+        content_hash(ParsedItem(title="T", content="ab", summary=""), ["n"]),
+        content_hash(ParsedItem(title="T", content="a", summary="b"), ["n"]),
+        content_hash(ParsedItem(title="T", content="a", author="b"), ["n"]),
+        content_hash(ParsedItem(title="T", content="a"), ["n", "b"]),
+        content_hash(ParsedItem(title="T", content="a"), ["nb"]),
+        content_hash(ParsedItem(title="T", content="1:a"), ["n"]),
+        content_hash(ParsedItem(title="T:1", content="a"), ["n"]),
+    }
+    assert len(hashes) == 7
+    item = ParsedItem(title="raw", content="a")
+    assert content_hash(item, ["n"], "shown") == content_hash(
+        ParsedItem(title="shown", content="a"), ["n"]
+    )
+
+
 @pytest.mark.parametrize(
     ("item", "title"),
     [
