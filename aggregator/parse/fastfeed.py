@@ -14,7 +14,6 @@ element) raises ``_Unsure``: the caller falls back to feedparser.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Any
 
@@ -140,12 +139,12 @@ class _Reader:
     # --- the walk: one call per element, in document order ---------------------
 
     def walk(self, el: etree._Element, depth: int, *, top: bool = False) -> None:
-        attrs = _attrs(el)
+        attrs = _attrs(el) if el.items() else {}
         # with no base yet and no xml:base here, start_base/end_base push and pop "" only
         tracked = bool(attrs or self.base)
         if tracked:
             self.start_base(attrs)
-        name = _fp_name(el)
+        name = _NAMES.get(el.tag) or _fp_name(el)
         if top or name in ("rdf_rdf",):
             self.children(el, depth)
         elif name == "channel":
@@ -282,8 +281,10 @@ class _Reader:
             out = _join(self.base, out)
         if out.isascii():  # nothing to repair, no C1 control to map
             return out
-        with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
+        try:  # noqa: SIM105 (contextlib.suppress costs three more calls a text)
             out = out.encode("iso-8859-1").decode("utf-8")  # feedparser's mojibake repair
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
         # str.translate walks a dict per character: only when a C1 control is there; and a
         # C1 control is U+0080-009F, UTF-8 C2 80-9F: no C2 byte, no search (CJK text has none)
         if b"\xc2" not in out.encode("utf-8", "surrogatepass") or not _C1.search(out):
