@@ -149,7 +149,7 @@ def clean_html(html: str | None, *, base_url: str | None = None) -> str | None:
         and base_url.lower().startswith(("http://", "https://"))
         and _RELATIVE_ATTR.search(out)
     ):
-        resolved = resolve_urls(out, base_url)
+        resolved = _resolve_urls(out, base_url)
         out = _clean_with_base(html, base_url) if resolved is None else resolved
     if "&#" in html:  # only a character reference can bring an illegal character back
         out = strip_illegal_xml(out)
@@ -165,13 +165,13 @@ def _clean_with_base(html: str, base_url: str) -> str:
     return cleaner.clean(html)
 
 
-def resolve_urls(cleaned: str, base_url: str) -> str | None:
+def _resolve_urls(cleaned: str, base_url: str) -> str | None:
     """nh3 output with relative ``<a href>``/``<img src>`` joined as nh3 would, or None if unsure.
 
     The same as cleaning with ``rewrite_with_base`` for plain URLs (``_PLAIN_URL``),
     without building a cleaner per item; None sends the rest to nh3.
     """
-    if not plain_url(base_url, base=True):
+    if not _plain_url(base_url, base=True):
         return None
     unsure = False
 
@@ -195,7 +195,7 @@ def resolve_urls(cleaned: str, base_url: str) -> str | None:
     return out
 
 
-def plain_url(url: str, *, base: bool = False) -> bool:
+def _plain_url(url: str, *, base: bool = False) -> bool:
     """Whether the url crate writes ``url`` back as it is (a ``base`` may lack its path)."""
     m = _PLAIN_URL.fullmatch(url)
     if m is None or "%2e" in url.lower():
@@ -220,7 +220,7 @@ def _join(base_url: str, value: str) -> str | None:
     if ":" in reference.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:  # "1a:b"
         return None
     joined = urljoin(base_url, reference)
-    return joined if plain_url(joined) else None
+    return joined if _plain_url(joined) else None
 
 
 def text_of(html_text: str | None) -> str:
