@@ -285,6 +285,7 @@ def test_feeds_catch_up_after_a_poll_killed_before_writing(
 ) -> None:
     """Killed after the store committed (validators saved) but before the feeds were written:
     the next poll sees only a 304, and must still bring the feeds up to the store."""
+    import aggregator.outputs
     import aggregator.poll
     from aggregator.model import PollStatus
 
@@ -305,7 +306,7 @@ def test_feeds_catch_up_after_a_poll_killed_before_writing(
     def killed(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # stands in for SIGKILL: nothing after this point runs
 
-    monkeypatch.setattr(aggregator.poll, "write_outputs", killed)
+    monkeypatch.setattr(aggregator.outputs, "write_outputs", killed)
     with pytest.raises(KeyboardInterrupt):
         aggregator.poll.poll_once(config, None)
     monkeypatch.undo()
