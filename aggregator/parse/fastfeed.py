@@ -171,7 +171,8 @@ class _Reader:
     def item(self, el: etree._Element, attrs: dict[str, str], depth: int) -> None:
         if self.entry is not None or "lastmod" in attrs or "href" in attrs:
             raise _Unsure("nested item or CDF item")
-        if el.getparent() is not self.root and _fp_name(el.getparent()) != "channel":
+        parent = el.getparent()
+        if parent is not self.root and _fp_name(parent) != "channel":
             raise _Unsure("item outside channel/feed")
         outer_seen = self.seen
         self.entry, self.seen = {}, set()
