@@ -162,6 +162,15 @@ def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
     return Deduped(tuple(items), tuple(publishers.values()), tuple(warnings), skipped)
 
 
+def dedupe_document(source: SourceConfig, feed: ParsedFeed) -> tuple[ParsedFeed, Deduped]:
+    """``dedupe_feed``, and the feed without its items (the keyed Items carry them).
+
+    For ``parse_feed_then``: what crosses back from a parse child is only what
+    the later stages read.
+    """
+    return replace(feed, items=()), dedupe_feed(source, feed)
+
+
 def to_item(
     source: SourceConfig,
     parsed: ParsedItem,

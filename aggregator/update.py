@@ -4,6 +4,7 @@
     2. fetch     conditional GET; 304 -> save validators, next due, done
     3. parse     bytes -> ParsedFeed (feed or JSON API)
     4. dedupe    ParsedFeed -> keyed Items; drop what must not be written
+                 (3 and 4 run together in a parse child for a large body)
     5. decide    new / changed / same against the stored versions
     6. detail    JSON sources: one more request per new, changed or pending item
     7. store     one transaction: versions upserted, merged items re-merged
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 from aggregator import schedule
@@ -95,8 +97,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             return UpdateResult(
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
-        feed = _parse(ctx, source, outcome)
-        deduped = _dedupe(source, feed)
+        feed, deduped = _parse_and_dedupe(ctx, source, outcome)
         items, unchanged, warnings = _decide_and_detail(ctx, source, deduped, feed.lenient)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
@@ -139,30 +140,33 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         )
 
 
-def _parse(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> ParsedFeed:
-    # imported here: a poll where every source answers 304 never loads the parsers
-    from aggregator.parse import parse_feed, parse_json_api
+def _parse_and_dedupe(
+    ctx: UpdateContext, source: SourceConfig, fetched: Fetched
+) -> tuple[ParsedFeed, Deduped]:
+    """Parse, then dedupe; a large feed does both in a parse child (``parse_feed_then``).
+
+    The feed comes back without its items: the deduped Items carry them.
+    """
+    # imported here: a poll where every source answers 304 never loads the parsers,
+    # nh3 or pypinyin
+    from aggregator.dedupe import dedupe_document
+    from aggregator.parse import parse_feed_then, parse_json_api
 
     cfg = ctx.config
     if source.type == "json":
         assert source.json_ is not None
-        return parse_json_api(
+        feed = parse_json_api(
             fetched, source.json_, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
         )
-    return parse_feed(
+        return dedupe_document(source, feed)
+    return parse_feed_then(
         fetched,
+        partial(dedupe_document, source),
         tz=cfg.aggregator.tz,
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,
         timeout=cfg.limits.parse_timeout.total_seconds(),
     )
-
-
-def _dedupe(source: SourceConfig, feed: ParsedFeed) -> Deduped:
-    # imported here, like the parsers: an all-304 poll never loads nh3 and pypinyin
-    from aggregator.dedupe import dedupe_feed
-
-    return dedupe_feed(source, feed)
 
 
 def _decide_and_detail(

@@ -6,10 +6,11 @@
 
 Dates (``dates``), infoCodes (``infocode``), links (``links``) and plain-text
 titles (``text``) follow one set of rules for every format. Large bodies are
-parsed in a child process under a time budget (``budget``).
+parsed in a child process under a time budget (``budget``); ``parse_feed_then``
+runs the next stage there too.
 """
 
-from aggregator.parse.feed import parse_feed
+from aggregator.parse.feed import parse_feed, parse_feed_then
 from aggregator.parse.jsonapi import parse_detail, parse_json_api
 
-__all__ = ["parse_detail", "parse_feed", "parse_json_api"]
+__all__ = ["parse_detail", "parse_feed", "parse_feed_then", "parse_json_api"]

@@ -18,10 +18,10 @@ would change with the feed's URL; links are resolved here instead.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 from zoneinfo import ZoneInfo
 
@@ -47,6 +47,8 @@ INLINE_MAX_BYTES = 16 * 1024
 #: bodies up to this size are first tried with lxml in the calling thread (linear time)
 FAST_MAX_BYTES = 4 * 1024 * 1024
 
+T = TypeVar("T")
+
 _FEEDPARSER_HEADERS = {"content-type": "application/xml; charset=utf-8"}
 
 
@@ -64,6 +66,32 @@ def parse_feed(
     ill-formed one that can be read leniently keeps the items it has, with a
     warning. Only the first ``max_items`` items (document order) are kept.
     """
+    return parse_feed_then(
+        fetched,
+        _itself,
+        tz=tz,
+        infocode_pattern=infocode_pattern,
+        max_items=max_items,
+        timeout=timeout,
+    )
+
+
+def parse_feed_then(
+    fetched: Fetched,
+    then: Callable[[ParsedFeed], T],
+    *,
+    tz: ZoneInfo,
+    infocode_pattern: str | None = None,
+    max_items: int = 1000,
+    timeout: float = 20.0,
+) -> T:
+    """``then(parse_feed(fetched, ...))``, with ``then`` run where the parse runs.
+
+    A large body is parsed in a warm child; ``then`` (picklable: a module-level
+    function or a ``functools.partial`` of one) runs there too, within the
+    same time budget, so the next pure stage (dedupe: sanitizing, hashing)
+    also uses the child's core and only its result comes back (issue 8).
+    """
     headers = {k.lower(): v for k, v in fetched.headers.items()}
     base = fetched.url
     if location := headers.get("content-location"):
@@ -78,10 +106,18 @@ def parse_feed(
         max_items,
     )
     if len(fetched.body) <= INLINE_MAX_BYTES:
-        return parse_document(*args)
+        return then(parse_document(*args))
     # larger bodies go to a warm child: bounded in time, and parsing runs on the
     # other core while this process fetches and stores (issue 8: one core idle)
-    return run_with_budget(parse_document, *args, timeout=timeout)
+    return run_with_budget(_parse_then, then, *args, timeout=timeout)
+
+
+def _parse_then(then: Callable[[ParsedFeed], T], *args: Any) -> T:
+    return then(parse_document(*args))
+
+
+def _itself(feed: ParsedFeed) -> ParsedFeed:
+    return feed
 
 
 def parse_fast(
