@@ -139,9 +139,14 @@ def replace_with_gzip(path: Path, data: bytes) -> bool:
     """``replace_file`` plus a precompressed ``<name>.gz`` sibling; True when either changed.
 
     The ``.gz`` is replaced first: whoever sees the new plain file (its mtime
-    and ETag) also finds the new compressed one.
+    and ETag) also finds the new compressed one. So a plain file that already
+    holds ``data`` next to a ``.gz`` means the ``.gz`` is current too, and
+    nothing is compressed (most rewrites of ``all.atom`` and the indexes).
     """
     path = Path(path)
-    gz_changed = replace_file(path.with_name(path.name + ".gz"), gzip_bytes(data))
+    gz = path.with_name(path.name + ".gz")
+    if _same_bytes(path, data) and gz.exists():
+        return False
+    gz_changed = replace_file(gz, gzip_bytes(data))
     changed = replace_file(path, data)
     return changed or gz_changed
