@@ -44,6 +44,7 @@ def run(config_path: str | None) -> None:
 
     path = resolve_config_path(config_path)
     config = _load(config_path)
+    _settled()
     sys.exit(run_daemon(path, config))
 
 
@@ -58,6 +59,7 @@ def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     metrics.disable()  # one-shot: nothing scrapes it
 
     config = _load(config_path)
+    _settled()
     unknown = [s for s in source_ids if config.source(s) is None]
     if unknown:
         raise click.UsageError(f"unknown source id: {', '.join(unknown)}")
@@ -69,6 +71,19 @@ def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     for result in results:
         click.echo(format_result(result))
     sys.exit(1 if any(r.status == "failed" for r in results) else 0)
+
+
+def _settled() -> None:
+    """Modules and config are loaded and live to the end: keep the collector off them.
+
+    ``gc.freeze()`` moves every object made so far out of the collected
+    generations, so the collections a poll triggers stop walking the few
+    hundred thousand objects SQLAlchemy, pydantic and friends made at import
+    (0.4 s of a 2.5 s all-304 poll of 1,000 sources, issue 8).
+    """
+    import gc
+
+    gc.freeze()
 
 
 def format_result(result: object) -> str:
@@ -99,6 +114,7 @@ def build(config_path: str | None) -> None:
     metrics.disable()  # one-shot: nothing scrapes it
 
     config = _load(config_path)
+    _settled()
     try:
         store = open_store(config)
         try:
