@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Table, insert
-from sqlalchemy.dialects import postgresql, sqlite
 
 T = TypeVar("T")
 
@@ -20,10 +19,18 @@ def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
 
 
 def upsert_statement(conn: Connection, table: Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``."""
+    """The dialect's INSERT, which has ``on_conflict_do_nothing`` / ``_do_update``.
+
+    Each dialect's module is imported on first use: a SQLite store never loads
+    the PostgreSQL one (and asyncio with it), a tenth of a second at start-up.
+    """
     if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
     if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
     raise NotImplementedError(f"no upsert for {conn.dialect.name}")
 
