@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+#: stem of the feed over every category (``all.atom``), beside one ``<category id>.atom`` each
+ALL_FEED = "all"
+
 
 class PollStatus(StrEnum):
     """The word ``aggregator poll`` prints and the store keeps per source."""

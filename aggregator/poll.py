@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from aggregator import metrics
 from aggregator.config import Config, SourceConfig
 from aggregator.fetch import Fetcher
-from aggregator.model import PollStatus, SourceState, UpdateResult
+from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
@@ -198,13 +198,27 @@ def poll_once(
             changed |= r.changed_categories
         changed |= prune_expired(config, store, utcnow())
         counter, unwritten = _unwritten(config, store)
-        if unwritten is None or changed or unwritten or config.posts is not None:
+        if (
+            unwritten is None
+            or changed
+            or unwritten
+            or config.posts is not None
+            or _outputs_missing(config, store)
+        ):
             _write(config, store, None if unwritten is None else changed | unwritten, counter)
         return results
     finally:
         if own_fetcher:
             fetcher.close()
         store.close()
+
+
+def _outputs_missing(config: Config, store: Store) -> bool:
+    """A feed or index deleted since it was written: a poll that changed nothing remakes it."""
+    out = config.aggregator.output_dir
+    names = ["index.html", "index.opml", f"{ALL_FEED}.atom"]
+    names += [f"{c.id}.atom" for c in store.categories()]
+    return not all((out / name).exists() for name in names)
 
 
 def _write(config: Config, store: Store, changed: set[str] | None, counter: int) -> None:

@@ -21,12 +21,11 @@ from lxml import etree
 
 from aggregator import HOMEPAGE
 from aggregator.config import AggregatorSettings
-from aggregator.model import Category, Entry
+from aggregator.model import ALL_FEED, Category, Entry
 from aggregator.sanitize import strip_illegal_xml
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml"
-ALL_FEED = "all"  #: stem of the feed over every category (``all.atom``)
 #: xml:lang when the settings name no language (the sources are Chinese news)
 DEFAULT_LANG = "zh-CN"
 
