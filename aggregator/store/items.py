@@ -88,24 +88,6 @@ _UPDATE_VERSIONS = (
     .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
     .values({name: bindparam(name) for name in (*_VERSION_FIELDS, "categories", "last_seen")})
 )
-_INSERT_ITEMS = Inserts(
-    items,
-    (
-        "key",
-        "infocode",
-        "title",
-        "link",
-        "content_html",
-        "content_raw",
-        "summary_html",
-        "author",
-        "published",
-        "content_hash",
-        "post_category",
-        "updated",
-        "first_seen",
-    ),
-)
 _ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 #: the merged items being re-merged, one row per category they are filed under (or one, None)
 _CURRENT = (
@@ -138,6 +120,8 @@ _MERGED_COLUMNS = (
     "post_category",
     "updated",
 )
+#: a fresh merged item: the merged columns plus its key and first sighting
+_INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen"))
 _UPDATE_ITEMS = (
     update(items)
     .where(items.c.id == bindparam("b_id"))
