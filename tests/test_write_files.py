@@ -105,3 +105,23 @@ def test_a_lost_gzip_sibling_is_rewritten(tmp_path: Path) -> None:
     (tmp_path / "all.atom.gz").unlink()
     assert replace_with_gzip(target, b"x") is True
     assert gzip.decompress((tmp_path / "all.atom.gz").read_bytes()) == b"x"
+
+
+def test_current_file_is_not_compressed_again(tmp_path: Path, monkeypatch) -> None:
+    """A plain file already holding the bytes, with its .gz beside it: no gzip at all."""
+    import aggregator.write.files as files
+
+    target = tmp_path / "all.atom"
+    data = "<feed>财经</feed>".encode() * 40
+    assert replace_with_gzip(target, data) is True
+
+    def no_gzip(_: bytes) -> bytes:
+        raise AssertionError("compressed bytes that were already current")
+
+    monkeypatch.setattr(files, "gzip_bytes", no_gzip)
+    assert replace_with_gzip(target, data) is False
+    monkeypatch.undo()
+    # the .gz gone (a crash between the two renames, or someone deleted it): made again
+    (tmp_path / "all.atom.gz").unlink()
+    assert replace_with_gzip(target, data) is True
+    assert gzip.decompress((tmp_path / "all.atom.gz").read_bytes()) == data
