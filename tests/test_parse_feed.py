@@ -487,3 +487,34 @@ def test_json_errors(body: str, error: type[ParseError]) -> None:
 def test_errors(body: bytes, error: type[ParseError], words: str) -> None:
     with pytest.raises(error, match=words):
         parse(body)
+
+
+def test_parse_then_runs_the_next_stage_in_the_child_with_the_same_result() -> None:
+    """A large feed: ``parse_feed_then`` parses and dedupes in the parse child; the keyed
+    Items that come back are the ones parse-then-dedupe gives in this process."""
+    from functools import partial
+
+    from aggregator.config import SourceConfig
+    from aggregator.dedupe import dedupe_document
+    from aggregator.parse import feed as feed_module
+    from aggregator.parse import parse_feed_then
+
+    body = (FIXTURES / "zh__utf8__jekyll-feed_inforest.site.atom.xml").read_bytes()
+    assert len(body) > feed_module.INLINE_MAX_BYTES  # so it goes to the child
+    src = SourceConfig(id="inforest", url=URL, categories=("inforest",))
+    doc = fetched(body, **{"content-type": "application/atom+xml"})
+
+    feed, deduped = parse_feed_then(doc, partial(dedupe_document, src), tz=TZ)
+    local_feed, local = dedupe_document(
+        src, feed_module.parse_document(doc.body, "application/atom+xml", URL, None, TZ, None, 1000)
+    )
+    assert feed.items == () and feed == local_feed  # the items travel only as Items
+    assert len(deduped.items) == 10
+    assert deduped == local
+    # and it did run in another process
+    pid, count = parse_feed_then(doc, _pid_and_count, tz=TZ)
+    assert pid != os.getpid() and count == 10
+
+
+def _pid_and_count(feed: ParsedFeed) -> tuple[int, int]:
+    return os.getpid(), len(feed.items)
