@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 import re
 from typing import Literal, overload
-from urllib.parse import urljoin
 
 import nh3
 
@@ -75,27 +74,6 @@ _SPACES = re.compile(r"\s+")
 # nh3 writes every attribute as ` name="value"` with '"' escaped, so this finds every
 # href/src without a scheme: the ones rewrite_with_base resolves (it leaves `cite` alone).
 _RELATIVE_ATTR = re.compile(r' (?:href|src)="(?![A-Za-z][A-Za-z0-9+.\-]*:)')
-_URL_TAG = re.compile(r'<(a|img)((?: [a-z]+="[^"]*")+)>')
-_URL_ATTR = re.compile(r' (href|src)="([^"]*)"')
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
-# URLs the url crate (WHATWG) writes back as they are, and resolves as urljoin does:
-# ASCII without spaces, quotes, ';' (urlparse's params), '\\', '%2e', '//' in a path.
-_PCHAR = r"(?:[A-Za-z0-9\-._~!$&()*+,=:@]|%[0-9A-Fa-f]{2})"
-_QUERY = rf"(?:\?(?:{_PCHAR}|[/?])+)?"
-_FRAGMENT = rf"(?:#(?:{_PCHAR}|[/?])+)?"
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_HOST = (
-    r"(?:(?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*[a-z][a-z0-9]*(?:-[a-z0-9]+)*"
-    rf"|(?:{_OCTET}\.){{3}}{_OCTET})"
-)
-_PLAIN_URL = re.compile(
-    rf"(https?)://{_HOST}(?::([1-9][0-9]{{0,4}}))?((?:/{_PCHAR}+)*/?){_QUERY}({_FRAGMENT})"
-)
-_PLAIN_RELATIVE = re.compile(
-    rf"(?://{_HOST}(?::[1-9][0-9]{{0,4}})?)?/?(?:{_PCHAR}+(?:/{_PCHAR}+)*/?)?{_QUERY}{_FRAGMENT}"
-)
-_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
-_DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
 def strip_illegal_xml(text: str) -> str:
@@ -138,6 +116,8 @@ def clean_html(html: str | None, *, base_url: str | None = None) -> str | None:
 
     With ``base_url`` (the item's own link), relative ``href``/``src`` are made
     absolute against it: a feed reader has no page to resolve them against.
+    The shared cleaner runs first; only a body whose output still has a relative
+    link is cleaned again by a cleaner built for its base (most have none).
     """
     if html is None:
         return None
@@ -149,8 +129,7 @@ def clean_html(html: str | None, *, base_url: str | None = None) -> str | None:
         and base_url.lower().startswith(("http://", "https://"))
         and _RELATIVE_ATTR.search(out)
     ):
-        resolved = _resolve_urls(out, base_url)
-        out = _clean_with_base(html, base_url) if resolved is None else resolved
+        out = _clean_with_base(html, base_url)
     if "&#" in html:  # only a character reference can bring an illegal character back
         out = strip_illegal_xml(out)
     return out
@@ -163,64 +142,6 @@ def _clean_with_base(html: str, base_url: str) -> str:
     except ValueError:  # a base nh3 cannot parse: leave relative URLs as they are
         cleaner = _CLEANER
     return cleaner.clean(html)
-
-
-def _resolve_urls(cleaned: str, base_url: str) -> str | None:
-    """nh3 output with relative ``<a href>``/``<img src>`` joined as nh3 would, or None if unsure.
-
-    The same as cleaning with ``rewrite_with_base`` for plain URLs (``_PLAIN_URL``),
-    without building a cleaner per item; None sends the rest to nh3.
-    """
-    if not _plain_url(base_url, base=True):
-        return None
-    unsure = False
-
-    def tag(m: re.Match[str]) -> str:
-        def attribute(a: re.Match[str]) -> str:
-            nonlocal unsure
-            name, value = a.group(1), a.group(2)
-            if (name == "href") != (m.group(1) == "a") or _SCHEME.match(value):
-                return a.group(0)
-            joined = _join(base_url, value)
-            if joined is None:
-                unsure = True
-                return a.group(0)
-            return f' {name}="{joined.replace("&", "&amp;")}"'
-
-        return f"<{m.group(1)}{_URL_ATTR.sub(attribute, m.group(2))}>"
-
-    out = _URL_TAG.sub(tag, cleaned)
-    if unsure or _RELATIVE_ATTR.search(out):  # one left outside the tags above: play safe
-        return None
-    return out
-
-
-def _plain_url(url: str, *, base: bool = False) -> bool:
-    """Whether the url crate writes ``url`` back as it is (a ``base`` may lack its path)."""
-    m = _PLAIN_URL.fullmatch(url)
-    if m is None or "%2e" in url.lower():
-        return False
-    scheme, port, path, fragment = m.groups()
-    if port and (int(port) > 65535 or port == _DEFAULT_PORTS[scheme]):
-        return False
-    if _DOT_SEGMENT.search(path or ""):
-        return False
-    if base:  # urljoin("http://h/p#f", "") keeps the fragment, the url crate drops it
-        return not fragment and (bool(path) or "?" not in url)
-    return bool(path)
-
-
-def _join(base_url: str, value: str) -> str | None:
-    """A relative URL attribute (as nh3 escapes it) joined to the base, or None if unsure."""
-    if "&" in value.replace("&amp;", ""):  # &quot; &lt; &nbsp;...: not a plain URL
-        return None
-    reference = value.replace("&amp;", "&")
-    if not _PLAIN_RELATIVE.fullmatch(reference) or "%2e" in reference.lower():
-        return None
-    if ":" in reference.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]:  # "1a:b"
-        return None
-    joined = urljoin(base_url, reference)
-    return joined if _plain_url(joined) else None
 
 
 def text_of(html_text: str | None) -> str:
