@@ -165,10 +165,16 @@ def test_claiming_ahead_takes_sources_due_soon_but_no_lease_early(store: Store) 
     lease, ahead = timedelta(seconds=6), timedelta(seconds=2)
     claimed = store.claim_due(T0, 10, "one", lease, ["a", "b"], ahead=ahead)
     assert [(s.source_id, s.next_due_at) for s in claimed] == [
-        ("a", T0), ("b", T0 + timedelta(seconds=1))]
+        ("a", T0),
+        ("b", T0 + timedelta(seconds=1)),
+    ]
     # leases run from ``now``, not from ``now + ahead``, and are honoured until then
-    assert store.claim_due(T0 + lease - timedelta(seconds=1), 10, "two", lease, ["a", "b"],
-                           ahead=ahead) == []
+    assert (
+        store.claim_due(
+            T0 + lease - timedelta(seconds=1), 10, "two", lease, ["a", "b"], ahead=ahead
+        )
+        == []
+    )
     assert len(store.claim_due(T0 + lease, 10, "two", lease, ["a", "b"], ahead=ahead)) == 2
 
 
