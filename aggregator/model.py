@@ -149,6 +149,17 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownVersion:
+    """What the store holds of one source's version: the decider compares items with it."""
+
+    key: str
+    content_hash: str
+    detail_pending: bool
+    content_raw: str | None  #: the body kept so far (a detail request may have given it)
+    content_html: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Entry:
     """A merged item as the writers see it."""
 

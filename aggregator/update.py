@@ -5,8 +5,9 @@
     3. parse     bytes -> ParsedFeed (feed or JSON API)
     4. dedupe    ParsedFeed -> keyed Items; drop what must not be written
                  (3 and 4 run together in a parse child for a large body)
-    5. decide    new / changed / same against the stored versions
-    6. detail    JSON sources: one more request per new, changed or pending item
+    5. decide    decide.decide: stored versions + Items -> ItemDecisions (pure:
+                 new / changed / pending / same, which bodies to ask for)
+    6. detail    do what 5 decided: one more request per item marked FETCH
     7. store     one transaction: versions upserted, merged items re-merged
     8. state     status, error, validators, redirect, next due; lease released
 
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from aggregator import schedule
 from aggregator.config import Config, SourceConfig
+from aggregator.decide import Decisions, Detail, decide
 from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
 from aggregator.fetch import Fetcher
 from aggregator.model import (
@@ -98,7 +100,9 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
         feed, deduped = _parse_and_dedupe(ctx, source, outcome)
-        items, unchanged, warnings = _decide_and_detail(ctx, source, deduped, feed.lenient)
+        decisions = _decide(ctx, source, deduped, feed.lenient)
+        warnings = [*deduped.warnings, *decisions.warnings]
+        items = _fetch_details(ctx, source, decisions, warnings)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
         applied = ctx.store.apply_items(source.id, items, now)
@@ -122,7 +126,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             PollStatus.OK,
             new=applied.new,
             updated=applied.updated,
-            unchanged=unchanged + applied.unchanged,
+            unchanged=decisions.unchanged + applied.unchanged,
             skipped=deduped.skipped,
             warnings=tuple(warnings),
             changed_categories=frozenset(applied.changed_categories),
@@ -169,53 +173,31 @@ def _parse_and_dedupe(
     )
 
 
-def _decide_and_detail(
-    ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool = False
-) -> tuple[list[Item], int, list[str]]:
-    """Keep new, changed and body-pending items; fetch bodies within the per-poll budget.
-
-    ``lenient``: the document was ill-formed, so stored items are kept as they are.
-    """
+def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool) -> Decisions:
+    """The decider's answer for this document, against the versions the store holds."""
     known = ctx.store.known_versions(source.id, [i.key for i in deduped.items])
-    warnings = list(deduped.warnings)
-    detail = source.json_.detail if source.json_ else None
-    budget = ctx.config.limits.max_details_per_poll
-    keep: list[Item] = []
-    unchanged = kept_as_stored = 0
-    for item in deduped.items:
-        before = known.get(item.key)
-        if lenient and before is not None:
-            unchanged += 1
-            kept_as_stored += before.content_hash != item.content_hash
-            continue
-        if (
-            before
-            and before.content_hash == item.content_hash
-            and not (detail and before.detail_pending)
-        ):
-            unchanged += 1
-            continue
-        if detail and item.detail_url:
-            body: str | None = None
-            if budget > 0:
-                budget -= 1
-                body = _fetch_detail(ctx, source, item, warnings)
-            else:
-                warnings.append(f"{source.id}: detail budget spent; {item.key} waits for next poll")
-            from aggregator.dedupe import with_detail
+    return decide(
+        source.id,
+        deduped.items,
+        known,
+        details=bool(source.json_ and source.json_.detail),
+        budget=ctx.config.limits.max_details_per_poll,
+        lenient=lenient,
+    )
 
-            item = with_detail(item, body)
-            if body is None and before is not None and before.content_raw:
-                item = replace(
-                    item, content_raw=before.content_raw, content_html=before.content_html
-                )
-        keep.append(item)
-    if kept_as_stored:
-        warnings.append(
-            f"{source.id}: ill-formed document; {kept_as_stored} stored items "
-            "that differ in it were kept as they were"
+
+def _fetch_details(
+    ctx: UpdateContext, source: SourceConfig, decisions: Decisions, warnings: list[str]
+) -> list[Item]:
+    """Each decided item completed with the body its detail request gives (where asked)."""
+    return [
+        decision.resolve(
+            _fetch_detail(ctx, source, decision.item, warnings)
+            if decision.detail is Detail.FETCH
+            else None
         )
-    return keep, unchanged, warnings
+        for decision in decisions.store
+    ]
 
 
 def _fetch_detail(

@@ -12,14 +12,13 @@ prune.py       retention and tombstones
 """
 
 from aggregator.store.merge import Merged, merge_versions
-from aggregator.store.records import ApplyResult, CategoryInfo, Changes, KnownVersion
+from aggregator.store.records import ApplyResult, CategoryInfo, Changes
 from aggregator.store.store import Store
 
 __all__ = [
     "ApplyResult",
     "CategoryInfo",
     "Changes",
-    "KnownVersion",
     "Merged",
     "Store",
     "merge_versions",

@@ -23,12 +23,12 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, select, update
 
-from aggregator.model import Item
+from aggregator.model import Item, KnownVersion
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.merge import Merged, merge_versions, merged_hash
-from aggregator.store.records import ApplyResult, KnownVersion
+from aggregator.store.records import ApplyResult
 from aggregator.store.schema import item_categories, item_versions, items, tombstones
 from aggregator.store.sources import add_versions
 

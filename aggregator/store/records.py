@@ -19,17 +19,6 @@ class CategoryInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class KnownVersion:
-    """What the store holds of one source's version, for the new/changed/same decision."""
-
-    key: str
-    content_hash: str
-    detail_pending: bool
-    content_raw: str | None  #: the body kept so far (a detail request may have given it)
-    content_html: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class ApplyResult:
     """What one ``apply_items`` did, counted over the source's own versions."""
 

@@ -19,11 +19,11 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from aggregator import metrics
 from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
-from aggregator.model import Category, Entry, Item, SourceState
+from aggregator.model import Category, Entry, Item, KnownVersion, SourceState
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
 from aggregator.store import feeds, items, prune, sources
-from aggregator.store.records import ApplyResult, CategoryInfo, Changes, KnownVersion
+from aggregator.store.records import ApplyResult, CategoryInfo, Changes
 
 
 @contextmanager
