@@ -25,13 +25,14 @@ from aggregator.config.schema import (
     Config,
     Limits,
     PostsSettings,
+    RuleConfig,
     ServerSettings,
     SourceConfig,
 )
 from aggregator.errors import ConfigError, ConfigProblem
 
-_MAIN_TABLES = {"aggregator", "server", "limits", "categories", "sources", "posts"}
-_INCLUDE_TABLES = {"categories", "sources"}
+_MAIN_TABLES = {"aggregator", "server", "limits", "categories", "sources", "posts", "rules"}
+_INCLUDE_TABLES = {"categories", "sources", "rules"}
 
 
 def resolve_config_path(arg: str | os.PathLike[str] | None) -> Path:
@@ -72,6 +73,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     categories: dict[str, CategoryConfig] = {}
     sources: list[tuple[SourceConfig, Path, str]] = []
     _collect(doc, main, lines, categories, sources, problems)
+    rules: list[tuple[RuleConfig, Path, str]] = []
+    _collect_rules(doc, main, lines, rules, problems)
 
     for pattern in _include_patterns(doc):
         matches = sorted(glob.glob(str(main.parent / pattern)))
@@ -98,12 +101,14 @@ def load_config(path: str | os.PathLike[str]) -> Config:
                         str(inc),
                         inc_lines.find(key),
                         key,
-                        "an included file may hold only [[sources]] and [categories.*]",
+                        "an included file may hold only [[sources]], [[rules]] and [categories.*]",
                     )
                 )
             _collect(inc_doc, inc, inc_lines, categories, sources, problems)
+            _collect_rules(inc_doc, inc, inc_lines, rules, problems)
 
     _cross_check(categories, sources, problems)
+    _check_rule_categories(categories, rules, problems)
     if problems:
         raise ConfigError(problems)
 
@@ -124,6 +129,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         categories=categories,
         sources=tuple(s for s, _, _ in sources),
         posts=posts,
+        rules=tuple(r for r, _, _ in rules),
+        rule_origins=tuple(f"{p}:{KeyLines(p).find(k) or '?'}" for _, p, k in rules),
         path=main,
     )
 
@@ -209,6 +216,48 @@ def _collect(
         source = _validate(SourceConfig, body, path, key, lines, problems)
         if isinstance(source, SourceConfig):
             sources.append((source, path, key))
+
+
+def _collect_rules(
+    doc: dict[str, Any],
+    path: Path,
+    lines: KeyLines,
+    rules: list[tuple[RuleConfig, Path, str]],
+    problems: list[ConfigProblem],
+) -> None:
+    raw = doc.get("rules", [])
+    if not isinstance(raw, list):
+        problems.append(
+            ConfigProblem(
+                str(path), lines.find("rules"), "rules", "must be an array of [[rules]] tables"
+            )
+        )
+        return
+    for index, body in enumerate(raw):
+        key = f"rules[{index}]"
+        rule = _validate(RuleConfig, body, path, key, lines, problems)
+        if isinstance(rule, RuleConfig):
+            rules.append((rule, path, key))
+
+
+def _check_rule_categories(
+    categories: dict[str, CategoryConfig],
+    rules: list[tuple[RuleConfig, Path, str]],
+    problems: list[ConfigProblem],
+) -> None:
+    """A rule's ``categories`` and ``to`` name declared categories only."""
+    for rule, path, key in rules:
+        for name, ids in (("categories", rule.categories), ("to", rule.to)):
+            for cid in ids:
+                if cid not in categories:
+                    problems.append(
+                        ConfigProblem(
+                            str(path),
+                            KeyLines(path).find(f"{key}.{name}"),
+                            f"{key}.{name}",
+                            f"category {cid!r} is not declared (add a [categories.{cid}] table)",
+                        )
+                    )
 
 
 def _cross_check(

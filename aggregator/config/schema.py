@@ -210,6 +210,50 @@ class SourceConfig(Frozen):
         return self
 
 
+class RuleConfig(Frozen):
+    """One ``[[rules]]`` table: which items (scope), what to look at, what to do."""
+
+    sources: tuple[str, ...] = ()  #: source id globs (fnmatch); empty: every source
+    categories: tuple[CategoryId, ...] = ()  #: only items filed in these; empty: every item
+    field: Literal["title", "text", "content", "author", "link", "any"] = "title"
+    match: str = Field(min_length=1)  #: Python regex, case-insensitive unless it says otherwise
+    action: Literal["drop", "keep", "file", "unfile", "retitle"]
+    to: tuple[CategoryId, ...] = ()  #: file/unfile: declared category ids
+    replace: str | None = None  #: retitle: the substitution, as re.sub takes it
+
+    @field_validator("match")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        from aggregator.rules import compile_pattern
+
+        try:
+            compile_pattern(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _shape(self) -> RuleConfig:
+        if self.action in ("file", "unfile") and not self.to:
+            raise ValueError(f'action = "{self.action}" needs `to` (category ids)')
+        if self.action not in ("file", "unfile") and self.to:
+            raise ValueError('`to` is only for action = "file" or "unfile"')
+        if self.action == "retitle":
+            if self.replace is None:
+                raise ValueError('action = "retitle" needs `replace` (use "" to delete the match)')
+            if self.field != "title":
+                raise ValueError('action = "retitle" rewrites the title: field must be "title"')
+            from aggregator.rules import check_replace
+
+            try:
+                check_replace(self.match, self.replace)
+            except re.error as exc:
+                raise ValueError(f"replace: {exc}") from exc
+        elif self.replace is not None:
+            raise ValueError('`replace` is only for action = "retitle"')
+        return self
+
+
 class PostsSettings(Frozen):
     dir: Path = Path("site")
     site_url: str = ""
@@ -225,6 +269,8 @@ class Config(Frozen):
     categories: dict[CategoryId, CategoryConfig] = {}
     sources: tuple[SourceConfig, ...] = ()
     posts: PostsSettings | None = None
+    rules: tuple[RuleConfig, ...] = ()  #: in order: main file, then the includes
+    rule_origins: tuple[str, ...] = ()  #: ``file:line`` of each rule, for messages
     path: Path = Path("aggregator.toml")  #: the main file, for messages and reloads
 
     def interval(self, source: SourceConfig) -> timedelta:
