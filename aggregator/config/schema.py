@@ -132,6 +132,8 @@ class AggregatorSettings(Frozen):
 class ServerSettings(Frozen):
     listen: str = "127.0.0.1:8080"
     cache_max_age: Duration = timedelta(minutes=5)
+    #: a request must arrive whole this soon after its connection (or the last answer)
+    request_timeout: Interval = timedelta(seconds=10)
 
     @field_validator("listen")
     @classmethod

@@ -20,6 +20,7 @@ import uvicorn
 
 from aggregator.config import Config
 from aggregator.serve.app import FeedApp
+from aggregator.serve.guard import connection_limit, guarded_protocol
 from aggregator.serve.health import ConfigProvider, HealthProvider, StoreProvider
 
 if TYPE_CHECKING:
@@ -81,12 +82,16 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app: Any) -> uvicorn.Config:
-    """How the feed server runs uvicorn (bench/serve_bench.py measures a bare app with it)."""
+def uvicorn_config(app: Any, request_timeout: float = 10.0) -> uvicorn.Config:
+    """How the feed server runs uvicorn (bench/serve_bench.py measures a bare app with it).
+
+    Connections are bounded by the file limit and each request must arrive whole
+    within ``request_timeout`` (serve/guard.py says why uvicorn's own settings do not).
+    """
     return uvicorn.Config(
         app,
         loop="auto",  # uvloop where installed
-        http="auto",  # httptools where installed
+        http=guarded_protocol(connection_limit(), request_timeout),  # httptools
         ws="none",
         lifespan="off",
         log_config=None,  # leave the process's logging alone
@@ -111,7 +116,7 @@ def start_server(
     """
     app = FeedApp(config_provider or (lambda: config), store_provider, health_provider)
     sock = bind(config.server.host, config.server.port)
-    server = uvicorn.Server(uvicorn_config(app))
+    server = uvicorn.Server(uvicorn_config(app, config.server.request_timeout.total_seconds()))
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="http", daemon=True
