@@ -26,6 +26,12 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from aggregator.fetch.deadline import watch_current
+
+if not callable(getattr(HTTPConnection, "_new_conn", None)):  # urllib3 2.x (pyproject: <3)
+    raise ImportError(
+        "this urllib3 has no HTTPConnection._new_conn, where every connection's address "
+        "is checked; install urllib3 2.x"
+    )
 from aggregator.fetch.guard import AddressPolicy
 
 

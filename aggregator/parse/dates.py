@@ -178,11 +178,10 @@ def _feedparser_handler(text: str) -> time.struct_time | None:
     return parsed.astimezone(UTC).timetuple() if parsed else None
 
 
+@functools.cache
 def register_with_feedparser() -> None:
-    """Put ``parse_date`` first among feedparser's date handlers (once)."""
-    handlers = feedparser.datetimes._date_handlers  # no public getter
-    if _feedparser_handler not in handlers:
-        feedparser.registerDateHandler(_feedparser_handler)
+    """Put ``parse_date`` first among feedparser's date handlers (once a process)."""
+    feedparser.registerDateHandler(_feedparser_handler)
 
 
 register_with_feedparser()

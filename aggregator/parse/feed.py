@@ -18,6 +18,7 @@ would change with the feed's URL; links are resolved here instead.
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -33,11 +34,18 @@ from aggregator.parse.budget import run_with_budget
 from aggregator.parse.dates import parse_date
 from aggregator.parse.encoding import decode_body
 from aggregator.parse.entries import is_html_type, to_item
-from aggregator.parse.fastfeed import parsed_dates, read_fast
 from aggregator.parse.jsonfeed import looks_like_json, parse_json_feed
 from aggregator.parse.links import absolute_http
 from aggregator.parse.text import plain_text
 from aggregator.parse.xmlsafe import make_safe
+
+log = logging.getLogger("aggregator.parse")
+
+try:  # fastfeed replays feedparser 6.0's private tables (pinned in pyproject.toml)
+    from aggregator.parse.fastfeed import parsed_dates, read_fast
+except (ImportError, AttributeError) as exc:  # another feedparser: its public parse() only
+    log.warning("fast feed path off, every feed goes through feedparser.parse: %s", exc)
+    read_fast = None  # type: ignore[assignment]
 
 #: bodies up to this size are parsed in the calling thread, larger ones in a warm
 #: child process under the time budget (``budget``). Parse time is not a function
@@ -131,6 +139,8 @@ def parse_fast(
 ) -> ParsedFeed | None:
     """The lxml fast path; None when the body needs feedparser (or raises an error)."""
     del language  # only feedparser's xml:lang bookkeeping reads it
+    if read_fast is None:
+        return None
     decoded = decode_body(body, content_type)
     text = decoded.text
     if not text.strip(" \t\r\n\x00\ufeff") or looks_like_json(text, content_type):

@@ -28,6 +28,8 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml"
 #: xml:lang when the settings name no language (the sources are Chinese news)
 DEFAULT_LANG = "zh-CN"
+#: reads feedgen's own head back (our bytes: no entity or network access needed)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +128,8 @@ def render_atom(
         if newest is None or entry.updated > newest:
             newest = entry.updated
     fg.updated(in_zone(newest or feed.updated, tz))
-    _, doc = fg._create_atom()
-    root = doc.getroot()
+    # feedgen's public output, parsed back: its private _create_atom would save the parse
+    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
     root.extend(elements)  # feedgen writes entries last, after every feed element
     return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
 
