@@ -125,6 +125,10 @@ def build(config_path: str | None) -> None:
         click.echo(f"database error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"wrote {written.written} files, {written.unchanged} unchanged")
+    if written.failed:
+        for failure in written.failed:
+            click.echo(f"not written: {failure}", err=True)
+        sys.exit(1)
 
 
 @main.command()

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.config import SourceConfig
 from aggregator.model import Category, Item, ParsedFeed, ParsedItem
+from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
 
 TITLE_FROM_TEXT_MAX = 80
@@ -126,6 +127,7 @@ def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
     seen: dict[str, str] = {}  # key -> content hash of its first occurrence
     skipped = 0
     for position, parsed in enumerate(feed.items, start=1):
+        parsed = bounded_item(parsed)
         title = title_from_text(parsed)
         if title is None:
             skipped += 1
@@ -206,6 +208,7 @@ def with_detail(item: Item, body: str | None) -> Item:
     """The item with the body its detail request gave (None: still pending)."""
     if body is None:
         return replace(item, detail_pending=True)
+    body = clean_text(body)
     html = clean_html(body, base_url=item.link)
     return replace(item, content_raw=body, content_html=html, detail_pending=False)
 

@@ -4,6 +4,9 @@ Only the categories that changed are rendered again; ``all.atom`` when any
 did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
 when their bytes differ). Every file is replaced atomically with a gzip
 twin for the HTTP server.
+Each file is rendered on its own: one that cannot be (an entry that breaks
+the renderer) is an error naming it, and every other file is still written;
+the caller then knows the outputs are not complete (``WriteResult.failed``).
 Each file is read from the store, rendered and replaced under its own
 lock (``Store.output_lock``), so instances sharing one output folder never
 put an older rendering over a newer one (docs/scaling.md).
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 
 from aggregator import metrics
 from aggregator.config import Config
+from aggregator.errors import StoreError
 from aggregator.model import Category, Entry
 from aggregator.store import Store
 from aggregator.write import (
@@ -42,6 +46,7 @@ class WriteResult:
     written: int = 0
     unchanged: int = 0
     seconds: float = 0.0
+    failed: tuple[str, ...] = ()  #: "<file>: <why>" of each file that could not be written
 
 
 def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -> WriteResult:
@@ -57,12 +62,20 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     all_missing = not (out / f"{ALL_FEED}.atom").exists()
     written = unchanged = 0
     changed_feeds: list[str] = []
+    failed: list[str] = []
 
     def put(name: str, render: Callable[[], bytes]) -> None:
         """Read, render and replace under the output's lock: never older over newer."""
         nonlocal written, unchanged
         with store.output_lock(name):
-            if replace_with_gzip(out / name, render()):
+            try:
+                data = render()
+            except (StoreError, OSError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - this file only; the others are written
+                failed.append(_failure(name, exc))
+                return
+            if replace_with_gzip(out / name, data):
                 written += 1
                 if name.endswith(".atom"):
                     changed_feeds.append(settings.base_url + name)
@@ -94,7 +107,12 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     with store.output_lock("index.html"), store.output_lock("index.opml"):
         rows = summaries()
         for name, render_index_file in (("index.html", render_index), ("index.opml", render_opml)):
-            if replace_with_gzip(out / name, render_index_file(rows, settings)):
+            try:
+                data = render_index_file(rows, settings)
+            except Exception as exc:  # noqa: BLE001 - this file only; the others are written
+                failed.append(_failure(name, exc))
+                continue
+            if replace_with_gzip(out / name, data):
                 written += 1
             else:
                 unchanged += 1
@@ -114,6 +132,9 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
             )
         written += result.written
         unchanged += result.unchanged
+        for name, why in result.failed:
+            log.error("write %s failed: %s", config.posts.dir / name, why)
+            failed.append(f"{config.posts.dir / name}: {why}")
     seconds = time.monotonic() - started
     if written:
         log.info("write files=%d unchanged=%d duration=%.3f", written, unchanged, seconds)
@@ -122,7 +143,12 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
         from aggregator.websub import ping_hub
 
         ping_hub(settings.websub_hub, changed_feeds)
-    return WriteResult(written, unchanged, seconds)
+    return WriteResult(written, unchanged, seconds, tuple(failed))
+
+
+def _failure(name: str, exc: Exception) -> str:
+    log.error("write %s failed: %s: %s", name, type(exc).__name__, exc)
+    return f"{name}: {type(exc).__name__}: {exc}"
 
 
 def _posted(store: Store, wanted: Iterable[str], window: int | None) -> list[Entry]:

@@ -228,8 +228,8 @@ def _write(config: Config, store: Store, changed: set[str] | None, counter: int)
     from aggregator.outputs import write_outputs
     from aggregator.write import replace_file
 
-    write_outputs(config, store, changed)
-    replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
+    if not write_outputs(config, store, changed).failed:  # else the next poll tries again
+        replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
 
 
 def _unwritten(config: Config, store: Store) -> tuple[int, set[str] | None]:

@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from aggregator.model import Category, Entry
+from aggregator.write.atom import in_zone
 from aggregator.write.files import replace_file
 
 POSTS = "_posts"  #: where Jekyll looks for posts
@@ -25,6 +26,7 @@ CATEGORY_PAGES = "category"
 
 _POST_NAME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})-(.+)\.md$")
 _SAFE_STEM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_MAX_STEM = 64  #: an infoCode longer than this names its post by a hash (file names stop at 255)
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 
 # YAML 1.1 (Jekyll's Psych) printable set, negated; what falls outside is escaped.
@@ -84,7 +86,7 @@ def yaml_scalar(text: str) -> str:
 
 
 def _local(moment: datetime, tz: tzinfo | None) -> datetime:
-    return moment.astimezone(tz) if tz is not None else moment
+    return in_zone(moment, tz) if tz is not None else moment
 
 
 def render_post(
@@ -126,7 +128,7 @@ def render_category_page(category: Category) -> bytes:
 
 
 def _post_stem(entry: Entry) -> str:
-    if entry.infocode and _SAFE_STEM.match(entry.infocode):
+    if entry.infocode and len(entry.infocode) <= _MAX_STEM and _SAFE_STEM.match(entry.infocode):
         return entry.infocode
     slug = _NOT_SLUG.sub("-", entry.key.lower()).strip("-")[:50].rstrip("-")
     digest = hashlib.sha1(entry.key.encode("utf-8")).hexdigest()[:10]
@@ -156,6 +158,7 @@ class PostsResult:
     removed: int = 0  #: stale copies of a post under another date, deleted
     skipped: int = 0  #: entries with no category to file them under
     pages_written: int = 0  #: category pages created or rewritten
+    failed: tuple[tuple[str, str], ...] = ()  #: (file or entry key, why) not written
 
 
 def _post_date(name: str) -> date | None:
@@ -222,12 +225,18 @@ def write_posts(
     existing = {where: _by_stem(posts_dir / where) for where in searched}
 
     written = unchanged = removed = skipped = 0
+    failed: list[tuple[str, str]] = []
     for entry in entries:
         category = post_category(entry, categories)
         if category is None:
             skipped += 1
             continue
-        name = post_filename(entry, tz)
+        try:
+            name = post_filename(entry, tz)
+            data = render_post(entry, category, site_url, tz=tz)
+        except Exception as exc:  # noqa: BLE001 - this post only; the others are written
+            failed.append((f"{POSTS}/ ({entry.key})", f"{type(exc).__name__}: {exc}"))
+            continue
         day = _local(entry.published, tz).date()
         folder = ARCHIVE if cutoff is not None and day < cutoff else POSTS
         target = posts_dir / folder / name
@@ -238,10 +247,13 @@ def write_posts(
                 if stale != target and stale.exists():
                     stale.unlink()
                     removed += 1
-        if replace_file(target, render_post(entry, category, site_url, tz=tz)):
-            written += 1
-        else:
-            unchanged += 1
+        try:
+            fresh = replace_file(target, data)
+        except OSError as exc:  # e.g. a name too long for the file system
+            failed.append((f"{folder}/{name}", f"{type(exc).__name__}: {exc}"))
+            continue
+        written += fresh
+        unchanged += not fresh
 
     pages_written = 0
     for category in categories.values():
@@ -254,4 +266,5 @@ def write_posts(
         removed=removed,
         skipped=skipped,
         pages_written=pages_written,
+        failed=tuple(failed),
     )

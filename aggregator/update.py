@@ -119,6 +119,11 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             keep_validators=not pending,
         )
         save_state(ctx, replace(state, status=PollStatus.OK))
+        if applied.future_dated:
+            warnings.append(
+                f"{source.id}: {applied.future_dated} items dated more than a day ahead; "
+                "dated when first seen instead"
+            )
         for warning in warnings:
             log.warning("%s", warning)
         return UpdateResult(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, select, update
@@ -131,6 +131,11 @@ _UNFILE = delete(item_categories).where(
     item_categories.c.item_id.in_(bindparam("ids", expanding=True))
 )
 _FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
+
+
+#: a date further ahead of the item's first sighting is not believed (issue 13: an item
+#: dated in year 9999 would head every feed for good)
+AHEAD = timedelta(days=1)
 
 
 #: serialize item writers: PostgreSQL takes an advisory lock; SQLite's BEGIN IMMEDIATE did
@@ -260,6 +265,7 @@ def apply_items(
         updated=len(changed),
         unchanged=len(same),
         tombstoned=len(by_key) - len(keys),
+        future_dated=len(merger.future_dated),
         changed_categories=frozenset(merger.changed_categories),
         changed_keys=frozenset(merger.changed_keys),
     )
@@ -284,6 +290,7 @@ class _Merger:
         self.now = now
         self.changed_categories: set[str] = set()
         self.changed_keys: set[str] = set()
+        self.future_dated: set[str] = set()  #: keys dated more than AHEAD past first sighting
         self.tally = counts.Tally()  #: item_categories rows written, for the categories' counts
         self._categories: cats.Categories | None = None
 
@@ -310,6 +317,15 @@ class _Merger:
             ),
         }
 
+    def _dated(self, key: str, moment: datetime | None, first_seen: datetime) -> datetime:
+        """``moment`` where it is believable, else when the item was first seen."""
+        if moment is None:
+            return first_seen
+        if moment > first_seen + AHEAD:
+            self.future_dated.add(key)
+            return first_seen
+        return moment
+
     def insert_fresh(self, fresh: Sequence[Item]) -> dict[str, int]:
         """Keys no source carried before: the one version is the merged item."""
         if not fresh:
@@ -317,11 +333,11 @@ class _Merger:
         rows = []
         for item in fresh:
             merged = merge_versions([item])
-            published = merged.published or self.now
+            published = self._dated(item.key, merged.published, self.now)
             row = self._row(merged, item, published)
             row.update(
                 key=item.key,
-                updated=item.updated or item.published or self.now,
+                updated=self._dated(item.key, item.updated or item.published, self.now),
                 first_seen=self.now,
             )
             rows.append(row)
@@ -367,12 +383,12 @@ class _Merger:
         for item_id in item_ids:
             stored, vs = current[item_id], versions[item_id]
             merged = merge_versions(vs)
-            published = merged.published or stored.first_seen
+            published = self._dated(stored.key, merged.published, stored.first_seen)
             winner = next(x for x in vs if x.source_id == merged.winner)
             values = self._row(merged, winner, published)
             if values["content_hash"] == stored.content_hash:
                 continue
-            own = merged.updated
+            own = merged.updated and self._dated(stored.key, merged.updated, stored.first_seen)
             values["updated"] = own if own is not None and own > stored.updated else self.now
             updates.append({"b_id": item_id, **values})
             if (published, set(merged.categories)) != (stored.published, old_cats[item_id]):

@@ -26,6 +26,7 @@ class ApplyResult:
     updated: int = 0  #: versions whose content changed
     unchanged: int = 0  #: versions seen again as they were
     tombstoned: int = 0  #: items skipped because they were pruned earlier
+    future_dated: int = 0  #: items dated more than a day ahead, dated when first seen instead
     changed_categories: frozenset[str] = field(default_factory=frozenset)
     changed_keys: frozenset[str] = field(default_factory=frozenset)  #: merged items written
 

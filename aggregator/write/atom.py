@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -82,8 +82,17 @@ def entry_id(entry: Entry) -> str:
 
 
 def in_zone(moment: datetime, tz: tzinfo) -> datetime:
-    """``moment`` in the configured zone, whole seconds (2022-05-25T16:53:43+08:00)."""
-    return moment.astimezone(tz).replace(microsecond=0)
+    """``moment`` in the configured zone, whole seconds (2022-05-25T16:53:43+08:00).
+
+    The offset is whole minutes (RFC 3339 5.6 has no seconds in it): before 1901
+    Asia/Shanghai is local mean time, +08:05:43, written as +08:06.
+    """
+    local = moment.astimezone(tz)
+    offset = local.utcoffset()
+    if offset is not None and offset.seconds % 60:
+        minutes = round(offset.total_seconds() / 60)
+        local = moment.astimezone(timezone(timedelta(minutes=minutes)))
+    return local.replace(microsecond=0)
 
 
 def _x(text: str | None) -> str:
