@@ -175,17 +175,58 @@ class JsonMapping(Frozen):
     detail: DetailMapping | None = None
 
 
+def _css_pick(value: str) -> str:
+    from aggregator.parse.htmlpage import split_pick  # lxml only for configs that use it
+
+    split_pick(value)
+    return value
+
+
+def _css_selector(value: str) -> str:
+    from aggregator.extract import compile_selector
+
+    compile_selector(value.strip())
+    return value.strip()
+
+
+#: a CSS selector (checked with cssselect)
+CssSelector = Annotated[str, AfterValidator(_css_selector)]
+#: ``selector``, ``selector@attribute`` or ``@attribute`` (of the item element itself)
+CssPick = Annotated[str, AfterValidator(_css_pick)]
+
+
+class HtmlMapping(Frozen):
+    """``[sources.html]``: CSS selectors into a list page (``type = "html"``)."""
+
+    items: CssSelector  #: each item element of the page
+    title: CssPick  #: text of the first match inside the item
+    link: CssPick  #: ``a@href``: resolved against the page URL
+    published: CssPick | None = None
+    summary: CssPick | None = None
+    infocode: CssPick | None = None
+
+
+def _fulltext_rule(value: str) -> str:
+    from aggregator.extract import parse_rule
+
+    parse_rule(value)
+    return value
+
+
 class SourceConfig(Frozen):
     id: SourceId
     url: HttpUrl
     categories: tuple[CategoryId, ...] = ()
     interval: Interval | None = None
-    type: Literal["feed", "json"] = "feed"
+    type: Literal["feed", "json", "html"] = "feed"
     infocode_pattern: str | None = None
     priority: int = 0
     enabled: bool = True
     category_from: Literal["author"] | None = None
     json_: JsonMapping | None = Field(default=None, alias="json")
+    html: HtmlMapping | None = None
+    #: ``"auto"`` or ``"css:<selector>"``: fetch each item's page for its full text
+    fulltext: Annotated[str, AfterValidator(_fulltext_rule)] | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -205,8 +246,12 @@ class SourceConfig(Frozen):
     def _shape(self) -> SourceConfig:
         if self.type == "json" and self.json_ is None:
             raise ValueError('type = "json" needs a [sources.json] table')
-        if self.type == "feed" and self.json_ is not None:
+        if self.type != "json" and self.json_ is not None:
             raise ValueError('[sources.json] is only for type = "json"')
+        if self.type == "html" and self.html is None:
+            raise ValueError('type = "html" needs a [sources.html] table')
+        if self.type != "html" and self.html is not None:
+            raise ValueError('[sources.html] is only for type = "html"')
         if not self.categories and self.category_from is None:
             raise ValueError("categories may be empty only when category_from is set")
         return self
