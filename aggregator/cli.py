@@ -18,9 +18,8 @@ config_option = click.option("-c", "--config", "config_path", type=click.Path(),
 
 
 def _load(config_path: str | None) -> Config:
-    path = resolve_config_path(config_path)
     try:
-        return load_config(path)
+        return load_config(resolve_config_path(config_path))
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(f"config error: {problem}", err=True)
@@ -42,10 +41,9 @@ def run(config_path: str | None) -> None:
     """The daemon: poll every source at its interval, write feeds, serve HTTP."""
     from aggregator.daemon import run_daemon
 
-    path = resolve_config_path(config_path)
     config = _load(config_path)
     _settled()
-    sys.exit(run_daemon(path, config))
+    sys.exit(run_daemon(config.path, config))
 
 
 @main.command()
@@ -145,8 +143,8 @@ def serve(config_path: str | None) -> None:
 @config_option
 def check_config(config_path: str | None) -> None:
     """Validate the config and every included file."""
-    path = resolve_config_path(config_path)
     try:
+        path = resolve_config_path(config_path)
         config = load_config(path)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -184,8 +182,8 @@ def import_opml(opml_file: str, config_path: str | None, category: str | None, o
 
     if category is not None and not re.fullmatch(r"[a-z0-9_-]{1,100}", category):
         raise click.BadParameter("must match [a-z0-9_-]+", param_hint="--category")
-    path = resolve_config_path(config_path)
     config = _load(config_path)
+    path = config.path
     try:
         feeds = read_opml(Path(opml_file).read_bytes())
     except (OSError, OpmlError) as exc:

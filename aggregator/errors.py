@@ -45,6 +45,8 @@ class ConfigProblem:
     message: str
 
     def __str__(self) -> str:
+        if not self.file:  # about no one file (none was found)
+            return self.message
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
 

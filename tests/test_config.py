@@ -218,6 +218,8 @@ def test_toml_syntax_error_has_a_line(tmp_path: Path) -> None:
 
 
 def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("arg.toml", "env.toml", "config/aggregator.toml"):
+        write(tmp_path, "", name)
     monkeypatch.setenv("AGGREGATOR_CONFIG", str(tmp_path / "env.toml"))
     assert resolve_config_path(str(tmp_path / "arg.toml")) == tmp_path / "arg.toml"
     assert resolve_config_path(None) == tmp_path / "env.toml"
@@ -225,6 +227,8 @@ def test_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.chdir(tmp_path)
     resolved = resolve_config_path(None)
     assert resolved in (Path("/etc/aggregator/aggregator.toml"), Path("config/aggregator.toml"))
+    with pytest.raises(ConfigError, match=r"arg\.toml: config file not found \(given with -c\)"):
+        resolve_config_path(str(tmp_path / "config" / "arg.toml"))
 
 
 def test_check_config_cli(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Config: the declared keys (schema.py) and reading the files into them (load.py)."""
 
-from aggregator.config.load import check_paths, load_config, resolve_config_path
+from aggregator.config.load import load_config, resolve_config_path
 from aggregator.config.schema import (
     DEFAULT_PATHS,
     AggregatorSettings,
@@ -32,7 +32,6 @@ __all__ = [
     "PostsSettings",
     "ServerSettings",
     "SourceConfig",
-    "check_paths",
     "load_config",
     "parse_duration",
     "resolve_config_path",

@@ -37,8 +37,10 @@ class KeyLines:
                 if header.group(1) == "[[":
                     counters[name] = counters.get(name, -1) + 1
                     prefix = f"{name}[{counters[name]}]"
+                    lines.setdefault(name, number)
                 else:
                     head, _, tail = name.partition(".")
+                    lines.setdefault(head, number)  # [category.x] is reported as `category`
                     prefix = (
                         f"{head}[{counters[head]}].{tail}" if head in counters and tail else name
                     )

@@ -2,7 +2,13 @@
 
 Loading reads the main file and every ``include``; each problem is reported
 with its file, line where known, and key path (``check-config`` prints them
-all). A ``Config`` is passed in to whoever needs it, never read from a global.
+all, in one run). A ``Config`` is passed in to whoever needs it, never read
+from a global.
+
+    main file ──read──▶ its tables, its includes ──read──▶ their tables
+        ──validate──▶ settings, categories, sources, rules (each on its own)
+        ──cross-check──▶ ids unique, categories declared (over the raw data too)
+        ──assemble──▶ Config with paths made absolute
 """
 
 from __future__ import annotations
@@ -11,15 +17,17 @@ import glob
 import os
 import re
 import tomllib
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from aggregator.config.keylines import KeyLines
+from aggregator.config.messages import did_you_mean, error_message, key_path, misplaced_table
 from aggregator.config.schema import (
     DEFAULT_PATHS,
+    ID_PATTERN,
     AggregatorSettings,
     CategoryConfig,
     Config,
@@ -31,115 +39,126 @@ from aggregator.config.schema import (
 )
 from aggregator.errors import ConfigError, ConfigProblem
 
-_MAIN_TABLES = {"aggregator", "server", "limits", "categories", "sources", "posts", "rules"}
+#: the single tables of the main file, by name
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "aggregator": AggregatorSettings,
+    "server": ServerSettings,
+    "limits": Limits,
+    "posts": PostsSettings,
+}
 _INCLUDE_TABLES = {"categories", "sources", "rules"}
+_MAIN_TABLES = set(_SECTIONS) | _INCLUDE_TABLES
+
+
+@dataclass(frozen=True, slots=True)
+class _File:
+    """One config file as read: its tables and where its keys stand."""
+
+    path: Path
+    doc: dict[str, Any]
+    lines: KeyLines
+    main: bool
+
+    def problem(self, key: str, message: str) -> ConfigProblem:
+        return ConfigProblem(str(self.path), self.lines.find(key) if key else None, key, message)
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceEntry:
+    """One ``[[sources]]`` table: its raw data, and the record when it validated."""
+
+    file: _File
+    key: str  #: ``sources[2]``
+    raw: Any
+    source: SourceConfig | None
 
 
 def resolve_config_path(arg: str | os.PathLike[str] | None) -> Path:
-    """``-c PATH``, else ``$AGGREGATOR_CONFIG``, else the first default that exists."""
+    """``-c PATH``, else ``$AGGREGATOR_CONFIG``, else the first default that exists.
+
+    Raises ConfigError naming every place looked in when none has a file.
+    """
     if arg:
-        return Path(arg)
+        return _existing(Path(arg), "given with -c")
     env = os.environ.get("AGGREGATOR_CONFIG")
     if env:
-        return Path(env)
+        return _existing(Path(env), "from $AGGREGATOR_CONFIG")
     for candidate in DEFAULT_PATHS:
         if candidate.exists():
             return candidate
-    return DEFAULT_PATHS[-1]
+    defaults = ", ".join(f"{p.absolute()} (no such file)" for p in DEFAULT_PATHS)
+    raise ConfigError(
+        [
+            ConfigProblem(
+                "",
+                None,
+                "",
+                "no config file found; tried: -c (not given), $AGGREGATOR_CONFIG (not set), "
+                + defaults,
+            )
+        ]
+    )
+
+
+def _existing(path: Path, origin: str) -> Path:
+    if path.exists():
+        return path
+    raise ConfigError([ConfigProblem(str(path), None, "", f"config file not found ({origin})")])
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read, validate and freeze the main file and every include; raise ConfigError."""
     main = Path(path).absolute()
     problems: list[ConfigProblem] = []
+    files = _read_files(main, problems)
+    if not files:
+        raise ConfigError(problems)
+    sections = _sections(files[0], problems)
+    categories = _categories(files, problems)
+    entries = _sources(files, problems)
+    rules = _rules(files, problems)
+    _cross_check(categories, entries, problems)
+    _check_rule_categories(categories, rules, problems)
+    config = (
+        None if problems else _assemble(files[0], sections, categories, entries, rules, problems)
+    )
+    if config is None:
+        raise ConfigError(_in_file_order(problems, files))
+    return config
+
+
+def _read_files(main: Path, problems: list[ConfigProblem]) -> list[_File]:
+    """The main file, then each included file once (by its resolved path); [] if main fails."""
     doc = _read_toml(main, problems)
     if doc is None:
-        raise ConfigError(problems)
-    lines = KeyLines(main)
-    for key in sorted(set(doc) - _MAIN_TABLES):
-        problems.append(ConfigProblem(str(main), lines.find(key), key, "unknown key"))
-
-    sections: dict[str, Any] = {}
-    for name, model in (
-        ("aggregator", AggregatorSettings),
-        ("server", ServerSettings),
-        ("limits", Limits),
-        ("posts", PostsSettings),
-    ):
-        if name in doc:
-            sections[name] = _validate(model, doc[name], main, name, lines, problems)
-    settings = sections.get("aggregator") or AggregatorSettings()
-
-    categories: dict[str, CategoryConfig] = {}
-    sources: list[tuple[SourceConfig, Path, str]] = []
-    _collect(doc, main, lines, categories, sources, problems)
-    rules: list[tuple[RuleConfig, Path, str]] = []
-    _collect_rules(doc, main, lines, rules, problems)
-
-    for pattern in _include_patterns(doc):
-        matches = sorted(glob.glob(str(main.parent / pattern)))
-        if not matches and not glob.has_magic(pattern):
-            problems.append(
-                ConfigProblem(
-                    str(main),
-                    lines.find("aggregator.include"),
-                    "aggregator.include",
-                    f"included file not found: {pattern}",
-                )
-            )
-        for name in matches:
-            inc = Path(name).absolute()
-            if inc == main:
-                continue
-            inc_doc = _read_toml(inc, problems)
-            if inc_doc is None:
-                continue
-            inc_lines = KeyLines(inc)
-            for key in sorted(set(inc_doc) - _INCLUDE_TABLES):
-                problems.append(
-                    ConfigProblem(
-                        str(inc),
-                        inc_lines.find(key),
-                        key,
-                        "an included file may hold only [[sources]], [[rules]] and [categories.*]",
-                    )
-                )
-            _collect(inc_doc, inc, inc_lines, categories, sources, problems)
-            _collect_rules(inc_doc, inc, inc_lines, rules, problems)
-
-    _cross_check(categories, sources, problems)
-    _check_rule_categories(categories, rules, problems)
-    if problems:
-        raise ConfigError(problems)
-
-    base = main.parent
-    settings = settings.model_copy(
-        update={
-            "database": _absolute_sqlite(settings.database, base),
-            "output_dir": base / settings.output_dir,
-        }
-    )
-    posts = sections.get("posts")
-    if isinstance(posts, PostsSettings):
-        posts = posts.model_copy(update={"dir": base / posts.dir})
-    return Config(
-        aggregator=settings,
-        server=sections.get("server") or ServerSettings(),
-        limits=sections.get("limits") or Limits(),
-        categories=categories,
-        sources=tuple(s for s, _, _ in sources),
-        posts=posts,
-        rules=tuple(r for r, _, _ in rules),
-        rule_origins=tuple(f"{p}:{KeyLines(p).find(k) or '?'}" for _, p, k in rules),
-        path=main,
-    )
+        return []
+    files = [_File(main, doc, KeyLines(main), main=True)]
+    seen = {main.resolve()}
+    for path in _included_paths(files[0], problems):
+        if path.resolve() in seen:
+            continue
+        seen.add(path.resolve())
+        inc_doc = _read_toml(path, problems)
+        if inc_doc is not None:
+            files.append(_File(path, inc_doc, KeyLines(path), main=False))
+    for file in files:
+        _check_tables(file, problems)
+    return files
 
 
-def _include_patterns(doc: dict[str, Any]) -> list[str]:
+def _included_paths(main: _File, problems: list[ConfigProblem]) -> list[Path]:
     """Includes are followed even when [aggregator] has other problems, to report them all."""
-    raw = doc.get("aggregator", {})
+    raw = main.doc.get("aggregator", {})
     include = raw.get("include", []) if isinstance(raw, dict) else []
-    return [p for p in include if isinstance(p, str)] if isinstance(include, list) else []
+    patterns = [p for p in include if isinstance(p, str)] if isinstance(include, list) else []
+    paths = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(main.path.parent / pattern)))
+        if not matches and not glob.has_magic(pattern):
+            key = "aggregator.include"
+            problems.append(main.problem(key, f"included file not found: {pattern}"))
+        paths += [Path(m).absolute() for m in matches]
+    return paths
 
 
 def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | None:
@@ -162,156 +181,197 @@ def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | No
     return None
 
 
-def _collect(
-    doc: dict[str, Any],
-    path: Path,
-    lines: KeyLines,
-    categories: dict[str, CategoryConfig],
-    sources: list[tuple[SourceConfig, Path, str]],
-    problems: list[ConfigProblem],
-) -> None:
-    raw_categories = doc.get("categories", {})
-    if not isinstance(raw_categories, dict):
-        problems.append(
-            ConfigProblem(
-                str(path),
-                lines.find("categories"),
-                "categories",
-                "must be a table of [categories.<id>]",
-            )
-        )
-        raw_categories = {}
-    for cid, body in raw_categories.items():
-        key = f"categories.{cid}"
-        if not re.fullmatch(r"[a-z0-9_-]+", cid):
-            problems.append(
-                ConfigProblem(str(path), lines.find(key), key, "category id must match [a-z0-9_-]+")
-            )
+def _check_tables(file: _File, problems: list[ConfigProblem]) -> None:
+    """Every top-level name is one of the file's tables, of the right shape."""
+    known = _MAIN_TABLES if file.main else _INCLUDE_TABLES
+    for key, value in file.doc.items():
+        if key in ("sources", "rules") and isinstance(value, list):
             continue
-        cat = _validate(CategoryConfig, body, path, key, lines, problems)
-        if isinstance(cat, CategoryConfig):
-            if cid in categories and categories[cid] != cat:
-                problems.append(
-                    ConfigProblem(
-                        str(path),
-                        lines.find(key),
-                        key,
-                        "category declared twice with different values",
-                    )
-                )
-            categories[cid] = cat
-    raw_sources = doc.get("sources", [])
-    if not isinstance(raw_sources, list):
-        problems.append(
-            ConfigProblem(
-                str(path),
-                lines.find("sources"),
-                "sources",
-                "must be an array of [[sources]] tables",
-            )
-        )
-        return
-    for index, body in enumerate(raw_sources):
-        key = f"sources[{index}]"
-        source = _validate(SourceConfig, body, path, key, lines, problems)
-        if isinstance(source, SourceConfig):
-            sources.append((source, path, key))
+        if key == "categories" and isinstance(value, dict):
+            continue
+        if key in known - _INCLUDE_TABLES:
+            continue
+        problems.append(file.problem(key, misplaced_table(key, value, known, main=file.main)))
 
 
-def _collect_rules(
-    doc: dict[str, Any],
-    path: Path,
-    lines: KeyLines,
-    rules: list[tuple[RuleConfig, Path, str]],
-    problems: list[ConfigProblem],
-) -> None:
-    raw = doc.get("rules", [])
-    if not isinstance(raw, list):
-        problems.append(
-            ConfigProblem(
-                str(path), lines.find("rules"), "rules", "must be an array of [[rules]] tables"
-            )
-        )
-        return
-    for index, body in enumerate(raw):
-        key = f"rules[{index}]"
-        rule = _validate(RuleConfig, body, path, key, lines, problems)
-        if isinstance(rule, RuleConfig):
-            rules.append((rule, path, key))
+def _sections(main: _File, problems: list[ConfigProblem]) -> dict[str, Any]:
+    """[aggregator], [server], [limits], [posts]: each validated on its own."""
+    sections = {}
+    for name, model in _SECTIONS.items():
+        if name in main.doc:
+            section = _validate(model, main.doc[name], main, name, problems)
+            if section is not None:
+                sections[name] = section
+    return sections
+
+
+def _categories(
+    files: list[_File], problems: list[ConfigProblem]
+) -> dict[str, CategoryConfig | None]:
+    """Every [categories.<id>] of every file; ``None`` where the id is declared but invalid."""
+    categories: dict[str, CategoryConfig | None] = {}
+    for file in files:
+        raw = file.doc.get("categories")
+        for cid, body in raw.items() if isinstance(raw, dict) else ():
+            key = f"categories.{cid}"
+            wrong = category_id_problem(cid)
+            if wrong:
+                problems.append(file.problem(key, wrong))
+                continue
+            category = _validate(CategoryConfig, body, file, key, problems)
+            before = categories.get(cid)
+            if before is not None and category is not None and before != category:
+                problems.append(file.problem(key, "category declared twice with different values"))
+            if before is None:
+                categories[cid] = category
+    return categories
+
+
+def category_id_problem(cid: str) -> str | None:
+    """What is wrong with a category id, in words; None when it is fine."""
+    if len(cid) > 100:
+        return f"category id is {len(cid)} characters long; at most 100"
+    if not ID_PATTERN.fullmatch(cid):
+        return "category id may hold only lowercase letters, digits, - and _"
+    return None
+
+
+def _sources(files: list[_File], problems: list[ConfigProblem]) -> list[_SourceEntry]:
+    """Every [[sources]] of every file, validated one by one (the raw data kept)."""
+    entries = []
+    for file in files:
+        raw = file.doc.get("sources")
+        for index, body in enumerate(raw if isinstance(raw, list) else ()):
+            key = f"sources[{index}]"
+            source = _validate(SourceConfig, body, file, key, problems)
+            entries.append(_SourceEntry(file, key, body, source))
+    return entries
+
+
+def _rules(
+    files: list[_File], problems: list[ConfigProblem]
+) -> list[tuple[RuleConfig, _File, str]]:
+    """Every [[rules]] of every file, in order: main file, then the includes."""
+    rules = []
+    for file in files:
+        raw = file.doc.get("rules")
+        for index, body in enumerate(raw if isinstance(raw, list) else ()):
+            key = f"rules[{index}]"
+            rule = _validate(RuleConfig, body, file, key, problems)
+            if rule is not None:
+                rules.append((rule, file, key))
+    return rules
 
 
 def _check_rule_categories(
-    categories: dict[str, CategoryConfig],
-    rules: list[tuple[RuleConfig, Path, str]],
+    categories: dict[str, CategoryConfig | None],
+    rules: list[tuple[RuleConfig, _File, str]],
     problems: list[ConfigProblem],
 ) -> None:
     """A rule's ``categories`` and ``to`` name declared categories only."""
-    for rule, path, key in rules:
+    for rule, file, key in rules:
         for name, ids in (("categories", rule.categories), ("to", rule.to)):
             for cid in ids:
                 if cid not in categories:
-                    problems.append(
-                        ConfigProblem(
-                            str(path),
-                            KeyLines(path).find(f"{key}.{name}"),
-                            f"{key}.{name}",
-                            f"category {cid!r} is not declared (add a [categories.{cid}] table)",
-                        )
-                    )
+                    problems.append(file.problem(f"{key}.{name}", _undeclared(cid, categories)))
 
 
 def _cross_check(
-    categories: dict[str, CategoryConfig],
-    sources: list[tuple[SourceConfig, Path, str]],
+    categories: dict[str, CategoryConfig | None],
+    entries: list[_SourceEntry],
     problems: list[ConfigProblem],
 ) -> None:
-    seen: dict[str, tuple[Path, str]] = {}
-    line_maps: dict[Path, KeyLines] = {}
-    for source, path, key in sources:
-        lines = line_maps.get(path) or line_maps.setdefault(path, KeyLines(path))
-        if source.id in seen:
-            first_path, first_key = seen[source.id]
+    """Ids unique and categories declared, over every source, valid or not."""
+    seen: dict[str, _SourceEntry] = {}
+    for entry in entries:
+        raw = entry.raw if isinstance(entry.raw, dict) else {}
+        sid = raw.get("id")
+        if isinstance(sid, str) and sid in seen:
+            first = seen[sid]
             problems.append(
-                ConfigProblem(
-                    str(path),
-                    lines.find(f"{key}.id"),
-                    f"{key}.id",
-                    f"duplicate source id {source.id!r} (first in {first_path} at {first_key})",
+                entry.file.problem(
+                    f"{entry.key}.id",
+                    f"duplicate source id {sid!r} (first in {first.file.path} at {first.key})",
                 )
             )
-        else:
-            seen[source.id] = (path, key)
-        for cid in source.categories:
-            if cid not in categories:
+        elif isinstance(sid, str):
+            seen[sid] = entry
+        cids = raw.get("categories")
+        for cid in cids if isinstance(cids, list) else ():
+            if isinstance(cid, str) and cid not in categories and not category_id_problem(cid):
                 problems.append(
-                    ConfigProblem(
-                        str(path),
-                        lines.find(f"{key}.categories"),
-                        f"{key}.categories",
-                        f"category {cid!r} is not declared (add a [categories.{cid}] table)",
-                    )
+                    entry.file.problem(f"{entry.key}.categories", _undeclared(cid, categories))
                 )
+
+
+def _undeclared(cid: str, categories: dict[str, Any]) -> str:
+    near = did_you_mean(cid, categories)
+    if near:
+        return (
+            f"category {cid!r} is not declared; did you mean `{near}`? "
+            f"(else add a [categories.{cid}] table)"
+        )
+    return f"category {cid!r} is not declared (add a [categories.{cid}] table)"
 
 
 def _validate(
     model: type[BaseModel],
     data: Any,
-    path: Path,
+    file: _File,
     prefix: str,
-    lines: KeyLines,
     problems: list[ConfigProblem],
-) -> BaseModel | None:
+) -> Any:
+    """``model`` from ``data``, or None with each of its problems in TOML words."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
-            key = f"{prefix}.{loc}" if loc else prefix
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(ConfigProblem(str(path), lines.find(key), key, msg))
+            problems.append(file.problem(key_path(prefix, err["loc"]), error_message(err, model)))
         return None
+
+
+def _assemble(
+    main: _File,
+    sections: dict[str, Any],
+    categories: dict[str, CategoryConfig | None],
+    entries: list[_SourceEntry],
+    rules: list[tuple[RuleConfig, _File, str]],
+    problems: list[ConfigProblem],
+) -> Config | None:
+    """The frozen Config, paths made relative to the main file's folder."""
+    base = main.path.parent
+    settings = sections.get("aggregator") or AggregatorSettings()
+    settings = settings.model_copy(
+        update={
+            "database": _absolute_sqlite(settings.database, base),
+            "output_dir": base / settings.output_dir,
+        }
+    )
+    posts = sections.get("posts")
+    if isinstance(posts, PostsSettings):
+        posts = posts.model_copy(update={"dir": base / posts.dir})
+    try:
+        return Config(
+            aggregator=settings,
+            server=sections.get("server") or ServerSettings(),
+            limits=sections.get("limits") or Limits(),
+            categories={cid: c for cid, c in categories.items() if c is not None},
+            sources=tuple(e.source for e in entries if e.source is not None),
+            posts=posts,
+            rules=tuple(rule for rule, _, _ in rules),
+            rule_origins=tuple(f"{f.path}:{f.lines.find(k) or '?'}" for _, f, k in rules),
+            path=main.path,
+        )
+    except ValidationError as exc:  # a check above let something through: still no traceback
+        for err in exc.errors():
+            problems.append(main.problem(key_path("", err["loc"]), error_message(err, Config)))
+        return None
+
+
+def _in_file_order(problems: list[ConfigProblem], files: list[_File]) -> list[ConfigProblem]:
+    """Main file first, then each include; by line inside a file."""
+    rank = {str(f.path): i for i, f in enumerate(files)}
+    return sorted(problems, key=lambda p: (rank.get(p.file, len(rank)), p.line or 0))
 
 
 def _absolute_sqlite(url: str, base: Path) -> str:
@@ -323,14 +383,3 @@ def _absolute_sqlite(url: str, base: Path) -> str:
     if not rest or rest.startswith("/") or rest.startswith(":memory:"):
         return url
     return prefix + str(base / rest)
-
-
-def check_paths(paths: Sequence[str | os.PathLike[str]]) -> list[ConfigProblem]:
-    """Validate config files; returns every problem (empty when all are valid)."""
-    problems: list[ConfigProblem] = []
-    for p in paths:
-        try:
-            load_config(p)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    return problems

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -23,21 +24,32 @@ from aggregator.model import Category
 
 DEFAULT_PATHS = (Path("/etc/aggregator/aggregator.toml"), Path("config/aggregator.toml"))
 
+#: source and category ids: they name files and URLs
+ID_PATTERN = re.compile(r"[a-z0-9_-]+")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST = 36500 * 86400  #: a century, in seconds
 
 
 def parse_duration(value: Any) -> timedelta:
     """``"90s"``, ``"15m"``, ``"2h"``, ``"1d"`` (a bare number is seconds)."""
     if isinstance(value, timedelta):
         return value
+    seconds = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
-    raise ValueError(f'not a duration: {value!r} (use "90s", "15m", "2h" or "1d")')
+            seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is not None:
+        if seconds > _LONGEST:  # timedelta overflows past 999999999 days
+            raise ValueError(f"must be at most {_LONGEST // 86400}d")
+        return timedelta(seconds=seconds)
+    written = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+    raise ValueError(
+        f'must be a duration like "15m" (a whole number, then s, m, h or d), not {written}'
+    )
 
 
 def _at_least_one_second(value: timedelta) -> timedelta:
@@ -115,7 +127,7 @@ class AggregatorSettings(Frozen):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: name too long
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
@@ -216,6 +228,7 @@ def _fulltext_rule(value: str) -> str:
 class SourceConfig(Frozen):
     id: SourceId
     url: HttpUrl
+    title: str | None = Field(default=None, min_length=1)  #: for people: OPML, the status table
     categories: tuple[CategoryId, ...] = ()
     interval: Interval | None = None
     type: Literal["feed", "json", "html"] = "feed"
