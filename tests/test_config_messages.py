@@ -140,6 +140,10 @@ def test_messages_in_toml_terms(tmp_path: Path, text: str, problem: str) -> None
         ),
         ('[agregator]\ntitle = "x"', "1: agregator: unknown key; did you mean `aggregator`?"),
         (
+            '[[rules]]\nmatch = "x"\naction = "drop"\nfeild = "title"',
+            "4: rules[0].feild: unknown key; did you mean `field`?",
+        ),
+        (
             "[aggregator]\nzzz = 1",
             "2: aggregator.zzz: unknown key; known here: base_url, database, default_interval, "
             "entries_per_feed, include, language, output_dir, retention, timezone, title, "

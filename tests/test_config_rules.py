@@ -64,8 +64,8 @@ def test_rules_from_main_then_includes_in_order(tmp_path: Path) -> None:
 
 BAD = [
     ('match = "(unclosed"\naction = "drop"', 1, "rules[1].match", "not a valid regular expression"),
-    ('field = "titel"\nmatch = "x"\naction = "drop"', 1, "rules[1].field", "'title'"),
-    ('match = "x"\naction = "explode"', 2, "rules[1].action", "'drop'"),
+    ('field = "titel"\nmatch = "x"\naction = "drop"', 1, "rules[1].field", '"title"'),
+    ('match = "x"\naction = "explode"', 2, "rules[1].action", '"drop"'),
     ('match = "x"\naction = "file"', 0, "rules[1]", "needs `to`"),
     ('match = "x"\naction = "unfile"', 0, "rules[1]", "needs `to`"),
     ('match = "x"\naction = "retitle"', 0, "rules[1]", "needs `replace`"),
