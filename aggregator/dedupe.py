@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.config import SourceConfig
-from aggregator.model import Category, Item, ParsedFeed, ParsedItem
+from aggregator.config.schema import RESERVED_CATEGORY_IDS
+from aggregator.model import Category, CategoryNames, Item, ParsedFeed, ParsedItem
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
 
@@ -46,20 +47,33 @@ class Deduped:
     skipped: int
 
 
-def publisher_category(name: str | None) -> Category | None:
-    """科技日报 -> Category("kejiribao", "科技日报新闻"), as the original site filed posts."""
+def publisher_category(name: str | None, known: CategoryNames | None = None) -> Category | None:
+    """科技日报 -> Category("kejiribao", "科技日报新闻"), as the original site filed posts.
+
+    A category titled ``<name>新闻`` already (declared so, or this publisher's) is
+    reused. Otherwise the pinyin id, unless it is reserved for an output (``ALL``)
+    or taken by another name (KeJiRiBao beside 科技日报, News beside a declared
+    ``news``): then the id gets a hash of the name, the same on every run.
+    """
     if not name or not name.strip():
         return None
+    name = name.strip()
+    title = f"{name}新闻"
+    known = known or CategoryNames()
+    if title in known.by_title:
+        return Category(known.by_title[title], title)
     from pypinyin import lazy_pinyin  # a second to import: only when a publisher is met
 
-    name = name.strip()
     parts = []
     for syllable in lazy_pinyin(name):
         parts.append(re.sub(r"[^a-z0-9]+", "-", syllable.lower()))
-    ident = re.sub(r"-{2,}", "-", "".join(parts)).strip("-")
+    ident = re.sub(r"-{2,}", "-", "".join(parts)).strip("-")[:100]
     if not ident:
         return None
-    return Category(ident[:100], f"{name}新闻")
+    if ident in RESERVED_CATEGORY_IDS or ident in known.ids:
+        digest = hashlib.sha1(name.encode("utf-8", "replace")).hexdigest()[:8]
+        ident = f"{ident[:90].rstrip('-')}-{digest}"
+    return Category(ident, title)
 
 
 MAX_KEY = 400  #: longer keys are hashed: PostgreSQL's index rows stop at ~2.7 KB
@@ -118,8 +132,13 @@ def title_from_text(item: ParsedItem) -> str | None:
     return text[: TITLE_FROM_TEXT_MAX - 1].rstrip() + "…"
 
 
-def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
-    """Key every item of one document and drop what must not be written."""
+def dedupe_feed(
+    source: SourceConfig, feed: ParsedFeed, known: CategoryNames | None = None
+) -> Deduped:
+    """Key every item of one document and drop what must not be written.
+
+    ``known``: the store's categories, for publisher category ids (``category_from``).
+    """
     dated = any(p.published or p.updated for p in feed.items)
     items: list[Item] = []
     warnings: list[str] = list(feed.warnings)
@@ -139,8 +158,10 @@ def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
             continue
         categories = list(source.categories)
         if source.category_from == "author":
-            publisher = publisher_category(parsed.author)
+            publisher = publisher_category(parsed.author, known)
             if publisher:
+                if publisher.id not in publishers:  # the next name meets this one as taken
+                    known = _with(known, publisher)
                 publishers[publisher.id] = publisher
                 categories.append(publisher.id)
         cats = tuple(sorted(set(categories)))
@@ -164,13 +185,20 @@ def dedupe_feed(source: SourceConfig, feed: ParsedFeed) -> Deduped:
     return Deduped(tuple(items), tuple(publishers.values()), tuple(warnings), skipped)
 
 
-def dedupe_document(source: SourceConfig, feed: ParsedFeed) -> tuple[ParsedFeed, Deduped]:
+def _with(known: CategoryNames | None, category: Category) -> CategoryNames:
+    known = known or CategoryNames()
+    return CategoryNames({**known.by_title, category.title: category.id}, known.ids | {category.id})
+
+
+def dedupe_document(
+    source: SourceConfig, feed: ParsedFeed, known: CategoryNames | None = None
+) -> tuple[ParsedFeed, Deduped]:
     """``dedupe_feed``, and the feed without its items (the keyed Items carry them).
 
     For ``parse_feed_then``: what crosses back from a parse child is only what
     the later stages read.
     """
-    return replace(feed, items=()), dedupe_feed(source, feed)
+    return replace(feed, items=()), dedupe_feed(source, feed, known)
 
 
 def to_item(

@@ -37,6 +37,14 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryNames:
+    """The categories the store knows, for choosing a publisher's category id (dedupe)."""
+
+    by_title: Mapping[str, str] = field(default_factory=dict)  #: title -> id, declared first
+    ids: frozenset[str] = frozenset()  #: every id in use
+
+
+@dataclass(frozen=True, slots=True)
 class SourceState:
     """What the store remembers of one source between polls."""
 

@@ -162,15 +162,16 @@ def _parse_and_dedupe(
     from aggregator.parse import parse_feed_then, parse_json_api
 
     cfg = ctx.config
+    known = ctx.store.category_names() if source.category_from else None
     if source.type == "json":
         assert source.json_ is not None
         feed = parse_json_api(
             fetched, source.json_, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
         )
-        return dedupe_document(source, feed)
+        return dedupe_document(source, feed, known)
     return parse_feed_then(
         fetched,
-        partial(dedupe_document, source),
+        partial(dedupe_document, source, known=known),
         tz=cfg.aggregator.tz,
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,

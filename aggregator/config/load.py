@@ -28,6 +28,7 @@ from aggregator.config.messages import did_you_mean, error_message, key_path, mi
 from aggregator.config.schema import (
     DEFAULT_PATHS,
     ID_PATTERN,
+    RESERVED_CATEGORY_IDS,
     AggregatorSettings,
     CategoryConfig,
     Config,
@@ -233,6 +234,8 @@ def category_id_problem(cid: str) -> str | None:
         return f"category id is {len(cid)} characters long; at most 100"
     if not ID_PATTERN.fullmatch(cid):
         return "category id may hold only lowercase letters, digits, - and _"
+    if cid in RESERVED_CATEGORY_IDS:
+        return f"category id is reserved ({', '.join(sorted(RESERVED_CATEGORY_IDS))})"
     return None
 
 

@@ -15,12 +15,17 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select, update
 
-from aggregator.model import Category
+from aggregator.errors import StoreError
+from aggregator.model import Category, CategoryNames
 from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing, upsert
 from aggregator.store.engine import ITEMS_LOCK
 from aggregator.store.records import CategoryInfo, Changes
 from aggregator.store.schema import categories, category_changes, meta
+
+
+class CategoryClash(StoreError):
+    """A publisher category id another publisher's name took first (a race of two polls)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,18 @@ def ensure_categories(conn: Connection, found: Sequence[Category]) -> None:
         ["id"],
     )
     counts.recount(conn, added)
+    for part in chunks(sorted(unique)):
+        rows = conn.execute(
+            select(categories.c.id, categories.c.title).where(
+                categories.c.id.in_(part), categories.c.origin == "publisher"
+            )
+        )
+        for row in rows:
+            if row.title != unique[row.id].title:  # two new names met at once in two polls
+                raise CategoryClash(
+                    f"category {row.id!r} was just taken by {row.title!r}; "
+                    f"{unique[row.id].title!r} gets another id at the next poll"
+                )
     conn.execute(
         update(categories)
         .where(categories.c.id.in_(list(unique)), categories.c.publisher.is_(False))
@@ -101,6 +118,19 @@ def _missing(conn: Connection, ids: Collection[str]) -> list[str]:
             conn.execute(select(categories.c.id).where(categories.c.id.in_(part))).scalars()
         )
     return sorted(set(ids) - known)
+
+
+def category_names(conn: Connection) -> CategoryNames:
+    """Every category's title and id; where titles repeat, a declared category's id."""
+    rows = conn.execute(
+        select(categories.c.id, categories.c.title).order_by(
+            (categories.c.origin == "config").desc(), categories.c.id.desc()
+        )
+    ).all()
+    by_title: dict[str, str] = {}
+    for row in reversed(rows):  # the first row of each title wins: declared, then lowest id
+        by_title[row.title] = row.id
+    return CategoryNames(by_title, frozenset(row.id for row in rows))
 
 
 def lock_items(conn: Connection) -> None:

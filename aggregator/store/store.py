@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from aggregator import metrics
 from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
-from aggregator.model import Category, Entry, Item, KnownVersion, SourceState
+from aggregator.model import Category, CategoryNames, Entry, Item, KnownVersion, SourceState
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
 from aggregator.store import feeds, items, prune, sources
@@ -100,6 +100,11 @@ class Store:
         if categories:
             with self._write("saving publisher categories") as conn:
                 cats.ensure_categories(conn, categories)
+
+    def category_names(self) -> CategoryNames:
+        """Titles and ids of every category, for publisher category ids."""
+        with self._read("reading category names") as conn:
+            return cats.category_names(conn)
 
     def categories(self) -> list[CategoryInfo]:
         with self._read("listing categories") as conn:
