@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from aggregator import metrics
 from aggregator.config import Config, SourceConfig
+from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher
 from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
@@ -110,8 +111,8 @@ def poll_sources(
                 result = future.result()
             except Exception as exc:  # a bug or a dead database: report, keep the others
                 log.exception("%s: poll crashed", source.id)
-                result = _crashed(source.id, exc)
-            _log_result(result)
+                result = crashed(source.id, exc)
+            log_result(result)
             results[source.id] = result
             if on_result:
                 on_result(result)
@@ -136,11 +137,16 @@ def _save_states(ctx: UpdateContext, batch: list[SourceState]) -> list[UpdateRes
             ctx.store.save_state(state, release_lease_of=ctx.owner)
         except Exception as exc:
             log.exception("%s: saving its state failed", state.source_id)
-            lost.append(_crashed(state.source_id, exc))
+            lost.append(crashed(state.source_id, exc))
     return lost
 
 
-def _crashed(source_id: str, exc: Exception) -> UpdateResult:
+def crashed(source_id: str, exc: Exception) -> UpdateResult:
+    """The result of a poll that raised: ``database`` when the store failed, else a bug."""
+    if isinstance(exc, StoreError):
+        return UpdateResult(
+            source_id, PollStatus.FAILED, error_kind=exc.kind, error_message=str(exc)
+        )
     return UpdateResult(
         source_id,
         PollStatus.FAILED,
@@ -149,7 +155,7 @@ def _crashed(source_id: str, exc: Exception) -> UpdateResult:
     )
 
 
-def _log_result(r: UpdateResult) -> None:
+def log_result(r: UpdateResult) -> None:
     """One key=value line per poll per source (journald-friendly), and the poll metrics."""
     metrics.record_poll(r)
     level = logging.WARNING if r.status == PollStatus.FAILED else logging.INFO

@@ -23,9 +23,7 @@ from typing import Any
 
 import pytest
 
-from aggregator.config import load_config
-from aggregator.daemon import FETCH_GRACE_SECONDS, Daemon
-from aggregator.errors import StoreError
+from aggregator.daemon import FETCH_GRACE_SECONDS
 from aggregator.notify import Notifier, watchdog_interval
 from tests.loopback import LoopbackServer
 
@@ -417,35 +415,6 @@ def test_runs_without_writable_executable_memory(
 # ------------------------------------------------------------------ in-process pieces
 
 
-class _Store:
-    def __init__(self, answers: bool) -> None:
-        self.answers = answers
-
-    def ping(self) -> None:
-        if not self.answers:
-            raise StoreError("ping: database is locked")
-
-
-def test_watchdog_only_while_the_database_answers(tmp_path: Path, notify: NotifyListener) -> None:
-    config = load_config(write_main(tmp_path, ""))
-    daemon = Daemon(tmp_path / "aggregator.toml", config, notifier=Notifier(notify.path))
-    daemon.store = _Store(answers=False)  # type: ignore[assignment]
-    daemon._watchdog()
-    time.sleep(0.3)
-    assert not notify.times("WATCHDOG")
-    daemon.store = _Store(answers=True)  # type: ignore[assignment]
-    daemon._watchdog()
-    assert (
-        notify.wait_for("WATCHDOG", "1", timeout=5)["STATUS"] == "0 sources, 0 failing, 0 polling"
-    )
-    # a dispatcher that stopped ticking is a hang, whatever the database says
-    daemon._last_tick -= 10_000
-    since = time.monotonic()
-    daemon._watchdog()
-    time.sleep(0.3)
-    assert not notify.times("WATCHDOG", since=since)
-
-
 def test_notifier_abstract_socket_and_no_socket() -> None:
     name = f"agg-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -502,10 +471,3 @@ def test_fetcher_abort_all_cuts_running_and_later_fetches(loopback: LoopbackServ
         fetcher.fetch(FetchJob("s", url, url))
     assert time.monotonic() - started < 3
     fetcher.close()
-
-
-def test_status_line_counts_failing_sources(tmp_path: Path) -> None:
-    config = load_config(write_main(tmp_path, source("a", "http://127.0.0.1:9/a", "1h")))
-    daemon = Daemon(tmp_path / "aggregator.toml", config, notifier=Notifier(""))
-    daemon._failing = {"a"}
-    assert daemon._status_line() == "STATUS=1 sources, 1 failing, 0 polling"

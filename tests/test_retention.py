@@ -132,10 +132,10 @@ def test_daemon_prunes(tmp_path: Path, loopback: LoopbackServer, sqlite_url: str
         write_config(tmp_path, url, sqlite_url, 'retention = "30d"\nentries_per_feed = 1')
     )
     daemon = Daemon(config.path, config, notifier=Notifier(""))
-    daemon.store = Store.open(sqlite_url)
+    daemon.attach(Store.open(sqlite_url))
     try:
-        daemon._prune()
-        assert daemon._changed == {"news"}  # the dispatcher rewrites what changed
+        daemon.prune()
+        assert daemon.writer.pending() == {"news"}  # the writer rewrites what changed
         assert OLD_KEY not in keys(sqlite_url)
     finally:
-        daemon.store.close()
+        daemon.store.close()  # type: ignore[union-attr]
