@@ -159,16 +159,20 @@ def _parse_and_dedupe(
     # imported here: a poll where every source answers 304 never loads the parsers,
     # nh3 or pypinyin
     from aggregator.dedupe import dedupe_document
-    from aggregator.parse import parse_feed_then, parse_json_api
+    from aggregator.parse import parse_feed_then, parse_json_api_then
 
     cfg = ctx.config
     known = ctx.store.category_names() if source.category_from else None
     if source.type == "json":
         assert source.json_ is not None
-        feed = parse_json_api(
-            fetched, source.json_, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
+        return parse_json_api_then(
+            fetched,
+            source.json_,
+            partial(dedupe_document, source, known=known),
+            tz=cfg.aggregator.tz,
+            max_items=cfg.limits.max_items_per_fetch,
+            timeout=cfg.limits.parse_timeout.total_seconds(),
         )
-        return dedupe_document(source, feed, known)
     return parse_feed_then(
         fetched,
         partial(dedupe_document, source, known=known),
@@ -218,7 +222,12 @@ def _fetch_detail(
         )
         if isinstance(fetched, NotModified):
             return None
-        return parse_detail(fetched.body, fetched.headers, source.json_.detail.content)
+        return parse_detail(
+            fetched.body,
+            fetched.headers,
+            source.json_.detail.content,
+            timeout=ctx.config.limits.parse_timeout.total_seconds(),
+        )
     except AggregatorError as exc:
         warnings.append(
             f"{source.id}: detail request for {item.key} failed ({exc}); "

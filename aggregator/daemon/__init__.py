@@ -43,6 +43,7 @@ from aggregator.daemon.writer import OutputWriter
 from aggregator.errors import StoreError
 from aggregator.model import UpdateResult
 from aggregator.notify import Notifier, watchdog_interval
+from aggregator.parse.budget import prewarm
 from aggregator.poll import open_store, utcnow
 from aggregator.retention import prune_expired
 from aggregator.store import Store
@@ -109,6 +110,7 @@ class Daemon:
             self.store.close()
             return 1
         self.health.load()
+        prewarm()  # a parse child ready before the first large body (issue 13)
         self.writer.write_all()
         self._schedule_jobs()
         self.notifier.send("READY=1", self.health.status_line())

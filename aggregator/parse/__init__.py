@@ -11,6 +11,12 @@ runs the next stage there too.
 """
 
 from aggregator.parse.feed import parse_feed, parse_feed_then
-from aggregator.parse.jsonapi import parse_detail, parse_json_api
+from aggregator.parse.jsonapi import parse_detail, parse_json_api, parse_json_api_then
 
-__all__ = ["parse_detail", "parse_feed", "parse_feed_then", "parse_json_api"]
+__all__ = [
+    "parse_detail",
+    "parse_feed",
+    "parse_feed_then",
+    "parse_json_api",
+    "parse_json_api_then",
+]

@@ -75,6 +75,9 @@ _SHAPES = [
 _EPOCH = re.compile(r"(?P<s>\d{9,10}(?:\.\d+)?)|(?P<ms>\d{13})")
 _COMMENT = re.compile(r"\([^)]*\)")
 _MIN_YEAR = 1900
+#: longer strings are no date; cut before the comment regex (quadratic on "((((")
+#: and before the cache (which would keep them)
+_MAX_RAW = 1000
 
 
 def parse_date(value: str | int | float | None, tz: tzinfo) -> datetime | None:
@@ -83,6 +86,8 @@ def parse_date(value: str | int | float | None, tz: tzinfo) -> datetime | None:
         return None
     if isinstance(value, int | float):
         return _from_epoch(float(value))
+    if len(value) > _MAX_RAW:
+        return None
     return _parse_text(value, tz)
 
 

@@ -30,7 +30,7 @@ import feedparser
 
 from aggregator.errors import EmptyFeed, NotAFeed, Unparseable
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
-from aggregator.parse.budget import run_with_budget
+from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
 from aggregator.parse.dates import parse_date
 from aggregator.parse.encoding import decode_body
 from aggregator.parse.entries import is_html_type, to_item
@@ -47,11 +47,6 @@ except (ImportError, AttributeError) as exc:  # another feedparser: its public p
     log.warning("fast feed path off, every feed goes through feedparser.parse: %s", exc)
     read_fast = None  # type: ignore[assignment]
 
-#: bodies up to this size are parsed in the calling thread, larger ones in a warm
-#: child process under the time budget (``budget``). Parse time is not a function
-#: of size (feedparser reads thousands of unclosed tags at 20-40 KB/s), so this is
-#: kept small: the worst input we know of (3,000 unclosed tags) takes 0.3-0.7 s.
-INLINE_MAX_BYTES = 16 * 1024
 #: bodies up to this size are first tried with lxml in the calling thread (linear time)
 FAST_MAX_BYTES = 4 * 1024 * 1024
 

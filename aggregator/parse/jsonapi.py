@@ -6,19 +6,23 @@ is the item's normalized infoCode, any other name the item's own field of
 that name (dotted allowed). The infoCode comes from the ``infocode`` mapping,
 else from the link by the feed rules; an item's guid is its infoCode, else
 the ``guid`` mapping. ``parse_detail`` reads the one-article body API.
+
+Both read untrusted bytes as feeds do: a body over ``INLINE_MAX_BYTES`` is
+read in a parse child under the time and memory budget (``budget``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aggregator.errors import NotAFeed
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
+from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
 from aggregator.parse.dates import parse_date
 from aggregator.parse.infocode import find_infocode, normalize_infocode
 from aggregator.parse.jsondoc import MISSING, describe, get_path, load_json
@@ -30,14 +34,60 @@ if TYPE_CHECKING:  # only its attributes are read; importing config pulls in pyd
 
 _FIELD = re.compile(r"\{([^{}]+)\}")
 
+T = TypeVar("T")
+
 
 class _Unfilled(Exception):
     """A template field has no value in this item."""
 
 
 def parse_json_api(
-    fetched: Fetched, mapping: JsonMapping, *, tz: ZoneInfo, max_items: int = 1000
+    fetched: Fetched,
+    mapping: JsonMapping,
+    *,
+    tz: ZoneInfo,
+    max_items: int = 1000,
+    timeout: float = 20.0,
 ) -> ParsedFeed:
+    """``parse_json_api_then`` with nothing after it."""
+    return parse_json_api_then(
+        fetched, mapping, _itself, tz=tz, max_items=max_items, timeout=timeout
+    )
+
+
+def parse_json_api_then(
+    fetched: Fetched,
+    mapping: JsonMapping,
+    then: Callable[[ParsedFeed], T],
+    *,
+    tz: ZoneInfo,
+    max_items: int = 1000,
+    timeout: float = 20.0,
+) -> T:
+    """``then(parse)``, in a parse child under the budget when the body is large.
+
+    As ``feed.parse_feed_then``: ``then`` (picklable) runs where the parse runs.
+    """
+    if len(fetched.body) <= INLINE_MAX_BYTES:
+        return then(_parse_list(fetched, mapping, tz, max_items))
+    return run_with_budget(_parse_then, then, fetched, mapping, tz, max_items, timeout=timeout)
+
+
+def _parse_then(
+    then: Callable[[ParsedFeed], T],
+    fetched: Fetched,
+    mapping: JsonMapping,
+    tz: ZoneInfo,
+    max_items: int,
+) -> T:
+    return then(_parse_list(fetched, mapping, tz, max_items))
+
+
+def _itself(feed: ParsedFeed) -> ParsedFeed:
+    return feed
+
+
+def _parse_list(fetched: Fetched, mapping: JsonMapping, tz: ZoneInfo, max_items: int) -> ParsedFeed:
     """Raises ``Unparseable`` for broken JSON, ``NotAFeed`` when ``items`` finds no list.
 
     At the ``items`` path: an array is the items; an object whose values are
@@ -65,8 +115,16 @@ def parse_json_api(
     return ParsedFeed(title=None, link=None, items=tuple(items), warnings=tuple(warnings))
 
 
-def parse_detail(body: bytes, headers: Mapping[str, str], path: str) -> str | None:
+def parse_detail(
+    body: bytes, headers: Mapping[str, str], path: str, *, timeout: float = 20.0
+) -> str | None:
     """The article body at ``path`` of a detail answer, exactly as given; None when blank."""
+    if len(body) <= INLINE_MAX_BYTES:
+        return _detail(body, headers, path)
+    return run_with_budget(_detail, body, dict(headers), path, timeout=timeout)
+
+
+def _detail(body: bytes, headers: Mapping[str, str], path: str) -> str | None:
     value = _scalar(get_path(load_json(body, headers), path))
     return value if value and value.strip() else None
 
