@@ -71,6 +71,36 @@ def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     sys.exit(1 if any(r.status == "failed" for r in results) else 0)
 
 
+@main.command()
+@config_option
+@click.option("--source", "source_id", required=True, metavar="ID", help="the fulltext source")
+def refetch(config_path: str | None, source_id: str) -> None:
+    """Fetch and extract again the full text of every stored item of one source."""
+    from aggregator import metrics
+    from aggregator.poll import refetch_once
+
+    metrics.disable()  # one-shot: nothing scrapes it
+
+    config = _load(config_path)
+    source = config.source(source_id)
+    if source is None:
+        raise click.UsageError(f"unknown source id: {source_id}")
+    if source.fulltext is None:
+        raise click.UsageError(f'source {source_id} has no fulltext rule (fulltext = "auto")')
+    try:
+        done = refetch_once(config, source)
+    except StoreError as exc:
+        click.echo(f"database error: {exc}", err=True)
+        sys.exit(1)
+    for warning in done.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"{done.source_id} refetched {done.extracted} of {done.items} pages, "
+        f"{done.updated} entries changed, {done.failed} failed"
+    )
+    sys.exit(1 if done.failed else 0)
+
+
 def _settled() -> None:
     """Modules and config are loaded and live to the end: keep the collector off them.
 

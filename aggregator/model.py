@@ -200,3 +200,13 @@ class UpdateResult:
     warnings: tuple[str, ...] = ()
     changed_categories: frozenset[str] = field(default_factory=frozenset)
     duration: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DetailPage:
+    """The article page a ``fulltext`` source's item was last read from."""
+
+    key: str  #: the item's key
+    url: str  #: where it was fetched (after redirects)
+    etag: str | None = None  #: validators for a conditional GET when the item changes
+    last_modified: str | None = None

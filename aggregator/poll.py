@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aggregator import metrics
 from aggregator.config import Config, SourceConfig
@@ -30,6 +31,9 @@ from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
+
+if TYPE_CHECKING:
+    from aggregator.fulltext import Refetched
 
 log = logging.getLogger("aggregator.poll")
 
@@ -213,6 +217,29 @@ def poll_once(
         ):
             _write(config, store, None if unwritten is None else changed | unwritten, counter)
         return results
+    finally:
+        if own_fetcher:
+            fetcher.close()
+        store.close()
+
+
+def refetch_once(
+    config: Config, source: SourceConfig, *, fetcher: Fetcher | None = None
+) -> Refetched:
+    """``aggregator refetch``: every stored item's page of ``source`` read again, then the
+    outputs its changes touched written."""
+    from aggregator.fulltext import refetch
+
+    store = open_store(config)
+    own_fetcher = fetcher is None
+    fetcher = fetcher or Fetcher(config.limits)
+    try:
+        done = refetch(fetcher, store, source, utcnow())
+        counter, unwritten = _unwritten(config, store)
+        if unwritten is None or unwritten or done.changed_categories:
+            changed = None if unwritten is None else unwritten | done.changed_categories
+            _write(config, store, changed, counter)
+        return done
     finally:
         if own_fetcher:
             fetcher.close()

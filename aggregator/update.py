@@ -2,12 +2,13 @@
 
     1. job       state -> FetchJob (validators only for the URL they belong to)
     2. fetch     conditional GET; 304 -> save validators, next due, done
-    3. parse     bytes -> ParsedFeed (feed or JSON API)
+    3. parse     bytes -> ParsedFeed (feed, JSON API, or HTML list page)
     4. dedupe    ParsedFeed -> keyed Items; drop what must not be written
                  (3 and 4 run together in a parse child for a large body)
     5. decide    decide.decide: stored versions + Items -> ItemDecisions (pure:
                  new / changed / pending / same, which bodies to ask for)
-    6. detail    do what 5 decided: one more request per item marked FETCH
+    6. detail    do what 5 decided: one more request per item marked FETCH (JSON
+                 detail APIs; fulltext sources: the item's page, its article extracted)
     7. store     one transaction: versions upserted, merged items re-merged
     8. state     status, error, validators, redirect, next due; lease released
 
@@ -34,6 +35,7 @@ from aggregator.decide import Decisions, Detail, decide
 from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
 from aggregator.fetch import Fetcher
 from aggregator.model import (
+    DetailPage,
     Fetched,
     FetchJob,
     Item,
@@ -102,10 +104,11 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         feed, deduped = _parse_and_dedupe(ctx, source, outcome)
         decisions = _decide(ctx, source, deduped, feed.lenient)
         warnings = [*deduped.warnings, *decisions.warnings]
-        items = _fetch_details(ctx, source, decisions, warnings)
+        items, pages = _fetch_details(ctx, source, decisions, warnings)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
         applied = ctx.store.apply_items(source.id, items, now)
+        ctx.store.save_detail_pages(source.id, pages, now)
         # bodies still to ask for: no validators, or a 304 would hide the items next time
         pending = any(item.detail_pending for item in items)
         state = _succeeded(
@@ -163,6 +166,14 @@ def _parse_and_dedupe(
 
     cfg = ctx.config
     known = ctx.store.category_names() if source.category_from else None
+    if source.type == "html":
+        from aggregator.parse.htmlpage import parse_html_page
+
+        assert source.html is not None
+        page = parse_html_page(
+            fetched, source.html, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
+        )
+        return dedupe_document(source, page, known)
     if source.type == "json":
         assert source.json_ is not None
         return parse_json_api_then(
@@ -185,12 +196,14 @@ def _parse_and_dedupe(
 
 def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool) -> Decisions:
     """The decider's answer for this document, against the versions the store holds."""
+    from aggregator.fulltext import with_pages  # lxml and cssselect: only when polls store
+
     known = ctx.store.known_versions(source.id, [i.key for i in deduped.items])
     return decide(
         source.id,
-        deduped.items,
+        with_pages(source, deduped.items),
         known,
-        details=bool(source.json_ and source.json_.detail),
+        details=bool(source.json_ and source.json_.detail) or source.fulltext is not None,
         budget=ctx.config.limits.max_details_per_poll,
         lenient=lenient,
     )
@@ -198,9 +211,18 @@ def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient:
 
 def _fetch_details(
     ctx: UpdateContext, source: SourceConfig, decisions: Decisions, warnings: list[str]
-) -> list[Item]:
-    """Each decided item completed with the body its detail request gives (where asked)."""
-    return [
+) -> tuple[list[Item], list[DetailPage]]:
+    """Each decided item completed with the body its detail request gives (where asked).
+
+    A fulltext source reads each item's page (fulltext.py); the pages read come back too,
+    to be saved once the items are.
+    """
+    if source.fulltext is not None:
+        from aggregator.fulltext import complete
+
+        done = complete(ctx.fetcher, ctx.store, source, decisions.store, warnings)
+        return done.items, done.pages
+    items = [
         decision.resolve(
             _fetch_detail(ctx, source, decision.item, warnings)
             if decision.detail is Detail.FETCH
@@ -208,6 +230,7 @@ def _fetch_details(
         )
         for decision in decisions.store
     ]
+    return items, []
 
 
 def _fetch_detail(

@@ -216,8 +216,10 @@ def _version_row(item: Item, now: datetime) -> dict[str, Any]:
 
 
 def apply_items(
-    conn: Connection, source_id: str, batch: Sequence[Item], now: datetime
+    conn: Connection, source_id: str, batch: Sequence[Item], now: datetime, *, force: bool = False
 ) -> ApplyResult:
+    """``force``: write every stored version given, even one whose hash is the same (a body
+    read again by ``aggregator refetch``: the document did not change, the article did)."""
     lock_items(conn)
     by_key: dict[str, Item] = {}
     for item in batch:
@@ -231,8 +233,10 @@ def apply_items(
     dead = tombstoned(conn, [k for k in by_key if k not in item_ids])
     keys = sorted(k for k in by_key if k not in dead)
     new = [by_key[k] for k in keys if k not in stored]
-    changed = [by_key[k] for k in keys if k in stored and not _same(stored[k], by_key[k])]
-    same = [k for k in keys if k in stored and _same(stored[k], by_key[k])]
+    changed = [
+        by_key[k] for k in keys if k in stored and (force or not _same(stored[k], by_key[k]))
+    ]
+    same = [k for k in keys if k in stored and not force and _same(stored[k], by_key[k])]
 
     for part in chunks(same):
         conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})

@@ -209,6 +209,20 @@ item_versions = Table(
     Index(None, "item_id"),
 )
 
+#: the article page behind one source's item (``fulltext`` sources): its validators
+#: for a conditional GET when the item changes, and when it was last read
+detail_pages = Table(
+    "detail_pages",
+    metadata,
+    Column("source_id", String(100), ForeignKey("sources.id", ondelete="CASCADE"), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("fetched_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("source_id", "key"),
+)
+
 item_categories = Table(
     "item_categories",
     metadata,

@@ -19,10 +19,18 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from aggregator import metrics
 from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
-from aggregator.model import Category, CategoryNames, Entry, Item, KnownVersion, SourceState
+from aggregator.model import (
+    Category,
+    CategoryNames,
+    DetailPage,
+    Entry,
+    Item,
+    KnownVersion,
+    SourceState,
+)
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
-from aggregator.store import feeds, items, prune, sources
+from aggregator.store import feeds, items, pages, prune, sources
 from aggregator.store.records import ApplyResult, CategoryInfo, Changes
 
 
@@ -165,10 +173,28 @@ class Store:
         with self._read("reading tombstones") as conn:
             return items.tombstoned(conn, keys)
 
-    def apply_items(self, source_id: str, batch: Sequence[Item], now: datetime) -> ApplyResult:
+    def apply_items(
+        self, source_id: str, batch: Sequence[Item], now: datetime, *, force: bool = False
+    ) -> ApplyResult:
         """Store one source's versions and re-merge the items they touch, in one transaction."""
         with self._write(f"storing items of {source_id}") as conn:
-            return items.apply_items(conn, source_id, batch, now)
+            return items.apply_items(conn, source_id, batch, now, force=force)
+
+    # article pages of fulltext sources ----------------------------------------
+
+    def detail_pages(self, source_id: str, keys: Iterable[str]) -> dict[str, DetailPage]:
+        with self._read("reading article pages") as conn:
+            return pages.pages(conn, source_id, keys)
+
+    def save_detail_pages(self, source_id: str, seen: Sequence[DetailPage], now: datetime) -> None:
+        if seen:
+            with self._write(f"saving article pages of {source_id}") as conn:
+                pages.save_pages(conn, source_id, seen, now)
+
+    def versions_of(self, source_id: str) -> list[Item]:
+        """Every version ``source_id`` carries, as stored (``aggregator refetch``)."""
+        with self._read(f"reading the items of {source_id}") as conn:
+            return pages.versions(conn, source_id)
 
     def entries(self, category: str | None, limit: int | None) -> list[Entry]:
         """Newest ``limit`` (None: all) entries of ``category`` (None: every one), ties by key."""
