@@ -183,6 +183,7 @@ class Entry:
     updated: datetime
     categories: tuple[str, ...]
     post_category: str | None = None  #: where the Jekyll post is filed (publisher first)
+    sources: tuple[str, ...] = ()  #: ids of the sources that carry it, sorted (the HTML pages)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,13 +1,15 @@
 """Which files to rewrite after a change, and rewriting them.
 
-Only the categories that changed are rendered again; ``all.atom`` when any
+Only the categories that changed are rendered again; ``all.*`` when any
 did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
-when their bytes differ). Every file is replaced atomically with a gzip
-twin for the HTTP server.
+when their bytes differ). A feed is read once and written in every format of
+``[aggregator] formats`` plus its HTML page, all from that one read
+(write/snapshot.py). Every file is replaced atomically with a gzip twin for
+the HTTP server.
 Each file is rendered on its own: one that cannot be (an entry that breaks
 the renderer) is an error naming it, and every other file is still written;
 the caller then knows the outputs are not complete (``WriteResult.failed``).
-Each file is read from the store, rendered and replaced under its own
+Each feed is read from the store, rendered and replaced under its own
 lock (``Store.output_lock``), so instances sharing one output folder never
 put an older rendering over a newer one (docs/scaling.md).
 """
@@ -19,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from aggregator import metrics
 from aggregator.config import Config
@@ -29,11 +32,12 @@ from aggregator.write import (
     ALL_FEED,
     CategorySummary,
     feed_meta,
-    render_atom,
     render_index,
     render_opml,
     replace_with_gzip,
 )
+from aggregator.write.page import render_page
+from aggregator.write.snapshot import renderers, take_snapshot
 
 log = logging.getLogger("aggregator.outputs")
 
@@ -57,40 +61,55 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     out.mkdir(parents=True, exist_ok=True)
     infos = store.categories()
     categories = {c.id: Category(c.id, c.title, c.description) for c in infos}
+    formats = settings.formats
+    render_format = renderers()
+
+    def files_of(stem: str) -> list[str]:
+        return [*(f"{stem}.{f}" for f in formats), f"{stem}.html"]
+
+    def missing(stem: str) -> bool:
+        return not all((out / name).exists() for name in files_of(stem))
+
     wanted = set(categories) if changed is None else set(changed) & set(categories)
-    wanted |= {cid for cid in categories if not (out / f"{cid}.atom").exists()}
-    all_missing = not (out / f"{ALL_FEED}.atom").exists()
+    wanted |= {cid for cid in categories if missing(cid)}
+    all_missing = missing(ALL_FEED)
     written = unchanged = 0
     changed_feeds: list[str] = []
     failed: list[str] = []
 
     def put(name: str, render: Callable[[], bytes]) -> None:
-        """Read, render and replace under the output's lock: never older over newer."""
+        """Render and replace one file; one that cannot be rendered is named, the rest go on."""
         nonlocal written, unchanged
-        with store.output_lock(name):
-            try:
-                data = render()
-            except (StoreError, OSError):
-                raise
-            except Exception as exc:  # noqa: BLE001 - this file only; the others are written
-                failed.append(_failure(name, exc))
-                return
-            if replace_with_gzip(out / name, data):
-                written += 1
-                if name.endswith(".atom"):
-                    changed_feeds.append(settings.base_url + name)
-            else:
-                unchanged += 1
+        try:
+            data = render()
+        except (StoreError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - this file only; the others are written
+            failed.append(_failure(name, exc))
+            return
+        if replace_with_gzip(out / name, data):
+            written += 1
+            if not name.endswith(".html"):
+                changed_feeds.append(settings.base_url + name)
+        else:
+            unchanged += 1
 
     limit = settings.entries_per_feed
 
-    def feed(category: Category | None) -> Callable[[], bytes]:
-        def render() -> bytes:
-            entries = store.entries(category.id if category else None, limit)
-            meta = feed_meta(category, settings, EMPTY_FEED_UPDATED)
-            return render_atom(meta, entries, categories, settings)
-
-        return render
+    def put_feed(category: Category | None) -> None:
+        """Every format of one feed from one read, under the feed's one lock: never older
+        over newer, and never one format ahead of another."""
+        stem = category.id if category else ALL_FEED
+        with store.output_lock(f"{stem}.atom"):
+            snapshot = take_snapshot(
+                feed_meta(category, settings, EMPTY_FEED_UPDATED),
+                store.entries(category.id if category else None, limit),
+                categories,
+                settings.base_url,
+            )
+            for fmt in formats:
+                put(f"{stem}.{fmt}", partial(render_format[fmt], snapshot, settings))
+            put(f"{stem}.html", partial(render_page, snapshot, settings, formats))
 
     def summaries() -> list[CategorySummary]:
         return [
@@ -99,9 +118,9 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
         ]
 
     for cid in sorted(wanted):
-        put(f"{cid}.atom", feed(categories[cid]))
+        put_feed(categories[cid])
     if wanted or all_missing or changed is None:
-        put(f"{ALL_FEED}.atom", feed(None))
+        put_feed(None)
     # both indexes from one read of the counts (kept on the categories rows), the
     # two locks held together, in this order everywhere, so neither goes back in time
     with store.output_lock("index.html"), store.output_lock("index.opml"):

@@ -33,6 +33,10 @@ from aggregator.write import (
     render_opml,
     replace_with_gzip,
 )
+from aggregator.write.jsonfeed import render_json
+from aggregator.write.page import render_page
+from aggregator.write.rss import render_rss
+from aggregator.write.snapshot import take_snapshot
 
 CST = timezone(timedelta(hours=8))
 SEED_TITLE = "科技金融+组团发展 内江高新区力造百亿级产业集群"
@@ -117,6 +121,10 @@ def write_site(config: Config, entries: tuple[Entry, ...] = ENTRIES) -> list[Cat
         replace_with_gzip(
             out / f"{c.id}.atom", render_atom(feed_meta(c, settings, empty), mine, by_id, settings)
         )
+        snapshot = take_snapshot(feed_meta(c, settings, empty), mine, by_id, settings.base_url)
+        replace_with_gzip(out / f"{c.id}.rss", render_rss(snapshot, settings))
+        replace_with_gzip(out / f"{c.id}.json", render_json(snapshot, settings))
+        replace_with_gzip(out / f"{c.id}.html", render_page(snapshot, settings, settings.formats))
         rows.append(
             CategorySummary(
                 c.id,
@@ -194,6 +202,13 @@ def fetch(
         ("/all.atom", "all.atom"),
         ("/kejiribao.atom", "kejiribao.atom"),
         ("/a_b-9.atom", "a_b-9.atom"),
+        ("/kejiribao.rss", "kejiribao.rss"),
+        ("/all.json", "all.json"),
+        ("/kejiribao.html", "kejiribao.html"),
+        ("/health.atom", "health.atom"),
+        ("/status.html", "status.html"),
+        ("/kejiribao.xml", None),
+        ("/kejiribao.json.gz", None),
         ("", None),
         ("/index.htm", None),
         ("/Kejiribao.atom", None),
@@ -266,6 +281,9 @@ def test_file_cache_looks_again_only_after_recheck(tmp_path: Path) -> None:
     [
         ("/kejiribao.atom", "kejiribao.atom", "application/atom+xml; charset=utf-8"),
         ("/all.atom", "all.atom", "application/atom+xml; charset=utf-8"),
+        ("/kejiribao.rss", "kejiribao.rss", "application/rss+xml; charset=utf-8"),
+        ("/kejiribao.json", "kejiribao.json", "application/feed+json; charset=utf-8"),
+        ("/kejiribao.html", "kejiribao.html", "text/html; charset=utf-8"),
         ("/index.opml", "index.opml", "text/x-opml; charset=utf-8"),
         ("/index.html", "index.html", "text/html; charset=utf-8"),
         ("/", "index.html", "text/html; charset=utf-8"),
@@ -351,26 +369,34 @@ def test_if_modified_since(site: Site, served: ServerHandle) -> None:
     assert answer.status == 200
 
 
-def test_gzip_when_accepted(site: Site, served: ServerHandle) -> None:
-    plain = fetch(served, "/kejiribao.atom")
-    answer = fetch(served, "/kejiribao.atom", headers={"Accept-Encoding": "gzip, deflate, br"})
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("kejiribao.atom", "application/atom+xml; charset=utf-8"),
+        ("kejiribao.rss", "application/rss+xml; charset=utf-8"),
+        ("kejiribao.json", "application/feed+json; charset=utf-8"),
+    ],
+)
+def test_gzip_when_accepted(site: Site, served: ServerHandle, name: str, content_type: str) -> None:
+    plain = fetch(served, f"/{name}")
+    answer = fetch(served, f"/{name}", headers={"Accept-Encoding": "gzip, deflate, br"})
     assert answer.status == 200
     assert answer.headers["content-encoding"] == "gzip"
     assert answer.headers["vary"].lower() == "accept-encoding"
-    assert answer.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    assert answer.headers["content-type"] == content_type
     assert answer.headers["content-length"] == str(len(answer.body))
     assert gzip.decompress(answer.body) == plain.body
     # the precompressed twin is served as it is, not compressed again
-    assert answer.body == (site.out / "kejiribao.atom.gz").read_bytes()
+    assert answer.body == (site.out / f"{name}.gz").read_bytes()
     # each representation has its own strong validator
     assert answer.headers["etag"] != plain.headers["etag"]
     again = fetch(
         served,
-        "/kejiribao.atom",
+        f"/{name}",
         headers={"Accept-Encoding": "gzip", "If-None-Match": answer.headers["etag"]},
     )
     assert again.status == 304 and again.headers["etag"] == answer.headers["etag"]
-    refused = fetch(served, "/kejiribao.atom", headers={"Accept-Encoding": "gzip;q=0, br"})
+    refused = fetch(served, f"/{name}", headers={"Accept-Encoding": "gzip;q=0, br"})
     assert "content-encoding" not in refused.headers and refused.body == plain.body
 
 
@@ -388,7 +414,9 @@ def test_stale_or_missing_gzip_twin_is_not_served(site: Site, served: ServerHand
     assert gzip.decompress(answer.body) == feed.read_bytes()
 
 
-@pytest.mark.parametrize("path", ["/kejiribao.atom", "/", "/index.opml"])
+@pytest.mark.parametrize(
+    "path", ["/kejiribao.atom", "/kejiribao.rss", "/kejiribao.json", "/", "/index.opml"]
+)
 def test_head_has_the_headers_of_get_and_no_body(served: ServerHandle, path: str) -> None:
     for headers in ({}, {"Accept-Encoding": "gzip"}):
         get = fetch(served, path, headers=headers)

@@ -69,10 +69,11 @@ def test_index_autodiscovery_and_rows() -> None:
         "科技日报新闻Science and Technology Daily",
         "42",
         "2022-05-25 16:53",
-        "kejiribao.atom",
+        "kejiribao.atom · kejiribao.rss · kejiribao.json",
     ]
     assert rows[0].find(".//time").get("datetime") == "2022-05-25T16:53:43+08:00"
-    assert rows[0].find(".//a").get("href") == "kejiribao.atom"
+    links = [a.get("href") for a in rows[0].iterfind(".//a")]
+    assert links == ["kejiribao.html", "kejiribao.atom", "kejiribao.rss", "kejiribao.json"]
     assert rows[1].findall("td")[2].text_content() == "—"
 
 

@@ -123,6 +123,17 @@ class AggregatorSettings(Frozen):
     title: str = "aggregator"  #: the site title on index.html and all.atom
     language: str = Field(default="zh-CN", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     websub_hub: HttpUrl | None = None
+    #: feed formats written next to each other from one read (write/snapshot.py)
+    formats: tuple[Literal["atom", "rss", "json"], ...] = ("atom", "rss", "json")
+
+    @field_validator("formats")
+    @classmethod
+    def _some_formats(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError('name at least one of "atom", "rss", "json"')
+        if len(set(value)) != len(value):
+            raise ValueError("a format is named twice")
+        return value
 
     @field_validator("timezone")
     @classmethod

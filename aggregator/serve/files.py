@@ -28,11 +28,14 @@ from aggregator.write import gzip_bytes
 
 log = logging.getLogger("aggregator.serve")
 
-#: The only names served: ``/``, ``/index.html``, ``/index.opml``, ``/<category>.atom``.
-_NAME = re.compile(r"/(?:(index\.html|index\.opml|[a-z0-9_-]{1,100}\.atom))?")
+#: The only names served: ``/``, ``/index.opml`` and ``/<category, all, health, status or
+#: index>.<atom, rss, json or html>``.
+_NAME = re.compile(r"/(?:(index\.opml|[a-z0-9_-]{1,100}\.(?:atom|rss|json|html)))?")
 
 CONTENT_TYPES = {
     ".atom": b"application/atom+xml; charset=utf-8",
+    ".rss": b"application/rss+xml; charset=utf-8",
+    ".json": b"application/feed+json; charset=utf-8",
     ".opml": b"text/x-opml; charset=utf-8",
     ".html": b"text/html; charset=utf-8",
 }

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 
 from aggregator.model import Entry
 from aggregator.store.bulk import chunks
-from aggregator.store.schema import item_categories, items
+from aggregator.store.schema import item_categories, item_versions, items
 
 _COLUMNS = (
     items.c.id,
@@ -42,6 +42,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         )
     rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
     filed: dict[int, list[str]] = defaultdict(list)
+    carried: dict[int, list[str]] = defaultdict(list)
     for part in chunks([row.id for row in rows]):
         for link in conn.execute(
             select(item_categories.c.item_id, item_categories.c.category_id)
@@ -49,6 +50,12 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
             .order_by(item_categories.c.category_id)
         ):
             filed[link.item_id].append(link.category_id)
+        for version in conn.execute(
+            select(item_versions.c.item_id, item_versions.c.source_id)
+            .where(item_versions.c.item_id.in_(part))
+            .order_by(item_versions.c.source_id)
+        ):
+            carried[version.item_id].append(version.source_id)
     return [
         Entry(
             key=row.key,
@@ -63,6 +70,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
             updated=row.updated,
             categories=tuple(filed[row.id]),
             post_category=row.post_category,
+            sources=tuple(carried[row.id]),
         )
         for row in rows
     ]

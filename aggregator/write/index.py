@@ -91,10 +91,14 @@ def render_index(categories: Sequence[CategoryRow], settings: AggregatorSettings
         f'<link rel="alternate" type="{ATOM_TYPE}" title="{title}" href="{ALL_FEED}.atom">'
     ]
     rows = []
+    formats = settings.formats
     for c in categories:
         href = _e(f"{c.id}.atom")
         head_links.append(
             f'<link rel="alternate" type="{ATOM_TYPE}" title="{_e(c.title)}" href="{href}">'
+        )
+        feeds = " · ".join(
+            f'<a href="{_e(f"{c.id}.{f}")}">{_e(f"{c.id}.{f}")}</a>' for f in formats
         )
         description = f'<div class="d">{_e(c.description)}</div>' if c.description else ""
         if c.updated is not None:
@@ -103,9 +107,9 @@ def render_index(categories: Sequence[CategoryRow], settings: AggregatorSettings
         else:
             when = "—"
         rows.append(
-            f"<tr><td>{_e(c.title)}{description}</td>"
+            f'<tr><td><a href="{_e(f"{c.id}.html")}">{_e(c.title)}</a>{description}</td>'
             f'<td class="n">{int(c.entry_count)}</td><td>{when}</td>'
-            f'<td><a href="{href}">{href}</a></td></tr>'
+            f"<td>{feeds}</td></tr>"
         )
     lines = [
         "<!DOCTYPE html>",
@@ -120,8 +124,12 @@ def render_index(categories: Sequence[CategoryRow], settings: AggregatorSettings
         "</head>",
         "<body>",
         f"<h1>{title}</h1>",
-        f'<p>All entries: <a href="{ALL_FEED}.atom">{ALL_FEED}.atom</a>'
-        ' · Subscription list: <a href="index.opml">index.opml</a></p>',
+        f'<p>All entries: <a href="{ALL_FEED}.html">the page</a> · '
+        + " · ".join(f'<a href="{ALL_FEED}.{f}">{ALL_FEED}.{f}</a>' for f in formats)
+        + ' · Subscription list: <a href="index.opml">index.opml</a></p>',
+        '<p>For admins: <a href="status.html">status of every source</a> · '
+        + " · ".join(f'<a href="health.{f}">health.{f}</a>' for f in formats)
+        + "</p>",
         "<table>",
         "<thead><tr><th>Category</th><th>Entries</th><th>Last update</th><th>Feed</th></tr>"
         "</thead>",

@@ -1,0 +1,92 @@
+"""One feed read once from the store: every format of it is written from this record.
+
+RSS-Bridge's formats list different items (its #4731) because each is built
+from its own read. Here a category's entries are read once per write, and
+the Atom, RSS, JSON Feed and HTML files are all rendered from that one
+``Snapshot``, so they hold the same entries, in the same order, with the
+same ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from aggregator.config import AggregatorSettings
+from aggregator.model import Category, Entry
+from aggregator.write.atom import FeedMeta, entry_id, render_atom
+
+#: the feed formats ``[aggregator] formats`` may name, in the order files are written
+FEED_FORMATS = ("atom", "rss", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A feed's metadata and its newest entries, as read in one transaction."""
+
+    feed: FeedMeta
+    entries: tuple[Entry, ...]  #: newest first; each id once (the first of each kept)
+    ids: tuple[str, ...]  #: the entries' ids (Atom id = RSS guid = JSON Feed id)
+    categories: Mapping[str, Category]  #: every category, for labels
+    base_url: str  #: where output_dir is served
+
+    def url(self, extension: str) -> str:
+        """The public address of this feed's file of that format (``…/kejiribao.rss``)."""
+        return f"{self.base_url}{self.feed.name}.{extension}"
+
+    @property
+    def updated(self) -> datetime:
+        """The newest entry's ``updated``, else the fixed one of an empty feed (never now)."""
+        return max((e.updated for e in self.entries), default=self.feed.updated)
+
+
+def take_snapshot(
+    feed: FeedMeta,
+    entries: Iterable[Entry],
+    categories: Mapping[str, Category],
+    base_url: str,
+) -> Snapshot:
+    """Entries in the order given, an entry whose id repeats an earlier one left out
+    (RFC 4287 4.1.1; JSON Feed 1.1: ids are unique in a feed)."""
+    kept: list[Entry] = []
+    ids: list[str] = []
+    seen: set[str] = set()
+    for entry in entries:
+        key = entry_id(entry)
+        if key not in seen:
+            seen.add(key)
+            kept.append(entry)
+            ids.append(key)
+    return Snapshot(feed, tuple(kept), tuple(ids), categories, base_url)
+
+
+Renderer = Callable[[Snapshot, AggregatorSettings], bytes]
+
+
+def _atom(snapshot: Snapshot, settings: AggregatorSettings) -> bytes:
+    return render_atom(snapshot.feed, snapshot.entries, snapshot.categories, settings)
+
+
+def renderers() -> dict[str, Renderer]:
+    """Format name (also the file extension) -> its renderer."""
+    from aggregator.write.jsonfeed import render_json
+    from aggregator.write.rss import render_rss
+
+    return {"atom": _atom, "rss": render_rss, "json": render_json}
+
+
+#: (url, media type, length in bytes or None) of one enclosure
+Enclosure = tuple[str, str, int | None]
+
+
+def enclosures_of(entry: Entry) -> list[Enclosure]:
+    """The entry's enclosures with a URL, as plain tuples every writer reads alike."""
+    found: list[Enclosure] = []
+    for enclosure in getattr(entry, "enclosures", None) or ():
+        url = getattr(enclosure, "url", None)
+        if url:
+            mime = getattr(enclosure, "type", None) or "application/octet-stream"
+            length = getattr(enclosure, "length", None)
+            found.append((url, mime, length if isinstance(length, int) and length >= 0 else None))
+    return found
