@@ -3,40 +3,28 @@
     response headers + RSS <ttl> ──interval_floor──▶ floor
     Retry-After                  ──parse_retry_after──▶ retry_after
     interval, floor, retry_after, failures ──next_poll──▶ next_due_at
-    states, now                  ──due──▶ the sources to poll now
 
 Politeness is part of scheduling (as in Miniflux's ``ScheduleNextCheck``):
 a server's Cache-Control/Expires/TTL and Retry-After push the next poll
 later, never earlier, and every such push is capped by ``limits.max_interval``.
-The timer that runs these decisions (APScheduler) belongs below this pure
-part, or in daemon.py.
+Which sources are due is asked of the database (``Store.claim_due``: a
+lease each, shared by instances); the timer that asks is APScheduler, in
+``daemon/``.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
+from datetime import datetime, timedelta
 
 from aggregator.config import Limits
-from aggregator.model import PollStatus, SourceState
+from aggregator.httpdate import parse_http_date
 
 #: Longest Retry-After in seconds we bother to represent (ten years); callers cap far lower.
 _MAX_SECONDS = 10 * 366 * 86400
 #: Backoff exponent cap, so 2**n stays a small number whatever the failure count.
 _MAX_DOUBLINGS = 32
-
-
-def parse_http_date(value: str | None) -> datetime | None:
-    """An HTTP-date (RFC 9110 §5.6.7, any of its three forms) as an aware datetime."""
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -126,16 +114,3 @@ def next_poll(
         delay = max(delay, min(retry_after - now, limits.max_interval))
     seconds = max(1, round(delay.total_seconds()))
     return now + timedelta(seconds=seconds)
-
-
-def due(states: Iterable[SourceState], now: datetime) -> list[SourceState]:
-    """Sources whose time has come, most overdue first; never-polled ones lead, disabled never."""
-    ready = [
-        s
-        for s in states
-        if s.status != PollStatus.DISABLED
-        and s.disabled_reason is None
-        and (s.next_due_at is None or s.next_due_at <= now)
-    ]
-    epoch = datetime.min.replace(tzinfo=UTC)
-    return sorted(ready, key=lambda s: (s.next_due_at or epoch, s.source_id))

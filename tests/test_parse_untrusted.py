@@ -30,7 +30,8 @@ from aggregator.parse.budget import INLINE_MAX_BYTES
 from aggregator.parse.dates import parse_date
 from aggregator.parse.infocode import find_infocode
 from aggregator.parse.jsondoc import load_json, unwrap_jsonp
-from aggregator.parse.text import html_to_text, plain_text
+from aggregator.parse.text import plain_text
+from aggregator.sanitize import text_of
 from tests.loopback import LoopbackServer
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -124,17 +125,17 @@ def test_a_large_detail_body_is_read_in_the_child_and_kept_exactly() -> None:
     ],
 )
 def test_html_titles_are_read_in_linear_time(markup: str) -> None:
-    assert html_to_text(markup).strip() == ""
+    assert text_of(markup).strip() == ""
     assert plain_text(markup + "<b>end</b>", is_html=True) in (None, "end")
 
 
 def test_html_to_text_keeps_what_it_read_before() -> None:
-    assert html_to_text("a <b>x</b> &amp; y") == "a x & y"
-    assert " ".join(html_to_text("<p>a</p><p>b</p>").split()) == "a b"
-    assert html_to_text("<script>x</script>t<style>s</style>") == "t"
-    assert html_to_text("<!-- c -->tail") == "tail"
-    assert html_to_text("1 < 2 and 3 > 2") == "1 < 2 and 3 > 2"
-    assert html_to_text("x<br>y") == "x y"
+    assert text_of("a <b>x</b> &amp; y") == "a x & y"
+    assert " ".join(text_of("<p>a</p><p>b</p>").split()) == "a b"
+    assert text_of("<script>x</script>t<style>s</style>") == "t"
+    assert text_of("<!-- c -->tail") == "tail"
+    assert text_of("1 < 2 and 3 > 2") == "1 < 2 and 3 > 2"
+    assert text_of("x<br>y") == "x y"
 
 
 def test_dates_of_nested_parentheses_are_no_dates() -> None:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aggregator.config import Limits
-from aggregator.model import PollStatus, SourceState
-from aggregator.schedule import backoff, due, interval_floor, next_poll, parse_retry_after
+from aggregator.httpdate import parse_http_date
+from aggregator.schedule import backoff, interval_floor, next_poll, parse_retry_after
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 S = timedelta(seconds=1)
@@ -172,18 +172,26 @@ def test_next_poll_is_at_least_a_second_away():
     assert at == NOW + S
 
 
-def _state(source_id: str, next_due_at: datetime | None, **kw) -> SourceState:
-    return SourceState(source_id=source_id, next_due_at=next_due_at, **kw)
+# (case, value) -> the instant, or None
+HTTP_DATES = [
+    ("IMF-fixdate", "Sun, 06 Nov 1994 08:49:37 GMT", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("obsolete RFC 850", "Sunday, 06-Nov-94 08:49:37 GMT",
+     datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("asctime", "Sun Nov  6 08:49:37 1994", datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("zone-less -0000 is UTC", "Sun, 06 Nov 1994 08:49:37 -0000",
+     datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("bytes, as a request header comes", b"Sun, 06 Nov 1994 08:49:37 GMT",
+     datetime(1994, 11, 6, 8, 49, 37, tzinfo=UTC)),
+    ("garbage", "yesterday", None),
+    ("empty", "", None),
+    ("none", None, None),
+]  # fmt: skip
 
 
-def test_due():
-    states = [
-        _state("later", NOW + M),
-        _state("now", NOW),
-        _state("late", NOW - H),
-        _state("new", None),
-        _state("gone", NOW - H, status=PollStatus.DISABLED),
-        _state("gone2", None, disabled_reason="410 Gone"),
-        _state("b-late", NOW - H),
-    ]
-    assert [s.source_id for s in due(states, NOW)] == ["new", "b-late", "late", "now"]
+@pytest.mark.parametrize(
+    ("value", "when"), [c[1:] for c in HTTP_DATES], ids=[c[0] for c in HTTP_DATES]
+)
+def test_parse_http_date(value: str | bytes | None, when: datetime | None) -> None:
+    got = parse_http_date(value)
+    assert got == when
+    assert got is None or got.tzinfo is not None

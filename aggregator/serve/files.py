@@ -20,10 +20,11 @@ import stat
 import time
 import zlib
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_to_datetime
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from aggregator.httpdate import parse_http_date
 from aggregator.write import gzip_bytes
 
 log = logging.getLogger("aggregator.serve")
@@ -80,7 +81,7 @@ class CachedFile:
             if if_modified_since == self.last_modified:
                 return True
             since = parse_http_date(if_modified_since)
-            return since is not None and self.mtime <= since
+            return since is not None and self.mtime <= since.timestamp()
         return False
 
     def _listed(self, header: bytes) -> bool:
@@ -93,14 +94,6 @@ class CachedFile:
             if tag == self.etag or tag == self.etag_gz:
                 return True
         return False
-
-
-def parse_http_date(value: bytes) -> int | None:
-    """Epoch seconds of an HTTP-date (any of the three RFC 9110 5.6.7 forms), else None."""
-    try:
-        return int(parsedate_to_datetime(value.decode("latin-1")).timestamp())
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 def _read_gzip_twin(path: str, body: bytes) -> bytes | None:
