@@ -1,6 +1,6 @@
 """An article page -> the article's HTML, by a source's ``fulltext`` rule.
 
-    fetched page ─▶ encoding.decode_html ─▶ rule "auto": trafilatura (main text, no
+    fetched page ─▶ encoding.decode_body ─▶ rule "auto": trafilatura (main text, no
                                               navigation, ads or comments)
                                         └─▶ rule "css:<selector>": the matching elements
 
@@ -23,7 +23,7 @@ from cssselect import SelectorError
 from lxml import etree
 from lxml.cssselect import CSSSelector
 
-from aggregator.parse.encoding import decode_html
+from aggregator.parse.encoding import decode_body
 
 # lxml refuses a str that still declares its encoding; the bytes were decoded already
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,200}\?>")
@@ -76,7 +76,7 @@ def extract_article(
     body: bytes, headers: Mapping[str, str], url: str, rule: FulltextRule
 ) -> str | None:
     """The article of a fetched page as HTML with absolute links; None when none was found."""
-    text = decode_html(body, headers.get("content-type")).text
+    text = decode_body(body, headers.get("content-type")).text
     if rule.kind == "css":
         assert rule.selector is not None
         return select_html(text, url, rule.selector)

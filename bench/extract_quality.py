@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aggregator.extract import FulltextRule, auto_html
-from aggregator.parse.encoding import decode_html
+from aggregator.parse.encoding import decode_body
 from aggregator.sanitize import clean_html, text_of
 
 DATA = Path(__file__).parent / "data" / "fulltext"
@@ -64,7 +64,7 @@ def main() -> int:
     args = ap.parse_args()
     expectations = json.loads((DATA / "expectations.json").read_text("utf-8"))
     pages = {
-        name: decode_html(gzip.decompress((DATA / f"{name}.gz").read_bytes())).text
+        name: decode_body(gzip.decompress((DATA / f"{name}.gz").read_bytes())).text
         for name in expectations
     }
     assert FulltextRule("auto").kind == "auto"

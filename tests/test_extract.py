@@ -90,3 +90,9 @@ def test_rules_parse(text: str, rule: FulltextRule) -> None:
 def test_bad_rules_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_rule(text)
+
+
+def test_a_short_gbk_page_is_read_by_its_meta_charset() -> None:
+    """Two characters are too few to guess from (bare, they read as Big5): the meta decides."""
+    body = b'<meta charset="gbk"><p id="c">' + "标题".encode("gbk") + b"</p>"
+    assert extract_article(body, {}, URL, parse_rule("css:#c")) == '<p id="c">标题</p>'

@@ -224,20 +224,3 @@ def _sniff(body: bytes) -> tuple[str, str]:
             codec = "cp1252"
             break
     return codec, body.decode(codec, "replace")
-
-
-# <meta charset="gbk"> or <meta http-equiv="Content-Type" content="text/html; charset=gbk">
-_META_CHARSET = re.compile(
-    rb"<meta\s[^>]{0,300}?charset\s*=\s*[\"']?\s*([A-Za-z0-9._:()-]{1,40})", re.I
-)
-
-
-def decode_html(body: bytes, content_type: str | None = None) -> Decoded:
-    """Decode a web page: as :func:`decode_body`, the page's ``<meta charset>`` standing in
-    for the XML declaration (HTML Living Standard §13.2.3.2 reads it in the first 1024 bytes;
-    we look a little further, pages put long scripts before it)."""
-    if charset_from_content_type(content_type) is None:
-        m = _META_CHARSET.search(body, 0, 4096)
-        if m:
-            content_type = f"text/html; charset={m.group(1).decode('ascii')}"
-    return decode_body(body, content_type)

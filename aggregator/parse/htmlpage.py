@@ -26,7 +26,7 @@ from aggregator.errors import EmptyFeed, NotAFeed
 from aggregator.extract import compile_selector, parse_page
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
 from aggregator.parse.dates import parse_date
-from aggregator.parse.encoding import decode_html
+from aggregator.parse.encoding import decode_body
 from aggregator.parse.infocode import find_infocode, normalize_infocode
 from aggregator.parse.links import absolute_http
 from aggregator.parse.text import collapse
@@ -62,7 +62,7 @@ def parse_html_page(
     fetched: Fetched, mapping: HtmlMapping, *, tz: tzinfo, max_items: int = 1000
 ) -> ParsedFeed:
     """Raises ``NotAFeed`` for a body that is no HTML, ``EmptyFeed`` naming a dead selector."""
-    text = decode_html(fetched.body, fetched.headers.get("content-type")).text
+    text = decode_body(fetched.body, fetched.headers.get("content-type")).text
     doc = parse_page(text)
     if doc is None:
         raise NotAFeed("empty page: no HTML to read items from")
