@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from aggregator import schedule
 from aggregator.config import Config, SourceConfig
@@ -127,6 +128,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
                 f"{source.id}: {applied.future_dated} items dated more than a day ahead; "
                 "dated when first seen instead"
             )
+        warnings = _once_per_source(source.id, warnings)
         for warning in warnings:
             log.warning("%s", warning)
         return UpdateResult(
@@ -150,6 +152,29 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             error_message=state.error_message,
             duration=time.monotonic() - started,
         )
+
+
+def source_tz(config: Config, source: SourceConfig) -> ZoneInfo:
+    """The zone of the source's zone-less dates: its own ``timezone``, else the site's."""
+    return ZoneInfo(source.timezone) if source.timezone else config.aggregator.tz
+
+
+#: (source id, warning) pairs said once in this process: an unknown zone name recurs each poll
+_SAID_ONCE: set[tuple[str, str]] = set()
+
+
+def _once_per_source(source_id: str, warnings: list[str]) -> list[str]:
+    """Warnings as they are, but an unknown zone name only the first time, naming the source."""
+    from aggregator.parse.dates import UNKNOWN_ZONE_WARNING  # loaded by the parse already
+
+    kept: list[str] = []
+    for warning in warnings:
+        if not warning.startswith(UNKNOWN_ZONE_WARNING):
+            kept.append(warning)
+        elif (source_id, warning) not in _SAID_ONCE:
+            _SAID_ONCE.add((source_id, warning))
+            kept.append(f"{source_id}: {warning}")
+    return kept
 
 
 def _parse_and_dedupe(
@@ -180,14 +205,14 @@ def _parse_and_dedupe(
             fetched,
             source.json_,
             partial(dedupe_document, source, known=known),
-            tz=cfg.aggregator.tz,
+            tz=source_tz(ctx.config, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
         )
     return parse_feed_then(
         fetched,
         partial(dedupe_document, source, known=known),
-        tz=cfg.aggregator.tz,
+        tz=source_tz(ctx.config, source),
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,
         timeout=cfg.limits.parse_timeout.total_seconds(),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
+from lxml import etree
 
-from aggregator.parse.dates import parse_date
+from aggregator.parse.dates import parse_date, unknown_zone_names, unknown_zone_warnings
+from tests.loopback import LoopbackServer
+
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 BEIJING = timezone(timedelta(hours=8), "Beijing")
 
@@ -131,3 +139,222 @@ def test_registered_with_feedparser_reading_zoneless_as_utc() -> None:
     entries = feedparser.parse(doc).entries
     assert tuple(entries[0].published_parsed)[:6] == (2020, 1, 10, 14, 33, 0)
     assert tuple(entries[1].published_parsed)[:6] == (2005, 12, 27, 4, 8, 54)
+
+
+# ------------------------------------------- zone names as their writers meant them (issue 13)
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+@pytest.mark.parametrize(
+    ("text", "zone", "expected"),
+    [
+        # Java's Date.toString() on a Chinese server: CST is China Standard Time
+        ("Wed May 25 16:53:43 CST 2022", SHANGHAI, "2022-05-25T16:53:43+08:00"),
+        ("Wed, 25 May 2022 16:53:43 CST", SHANGHAI, "2022-05-25T16:53:43+08:00"),
+        # ... and US Central where the source's zone is US Central, or does not use the name
+        ("Wed May 25 16:53:43 CST 2022", CHICAGO, "2022-05-25T16:53:43-06:00"),
+        ("Wed May 25 16:53:43 CDT 2022", CHICAGO, "2022-05-25T16:53:43-05:00"),
+        ("Wed May 25 16:53:43 CST 2022", ZoneInfo("Europe/Berlin"), "2022-05-25T16:53:43-06:00"),
+        # IST: Irish, Indian or Israeli; BST: British Summer Time; AST: Atlantic
+        ("Thu, 30 Apr 2015 08:57:00 IST", ZoneInfo("Europe/Dublin"), "2015-04-30T08:57:00+01:00"),
+        ("Thu, 30 Apr 2015 08:57:00 IST", ZoneInfo("Asia/Kolkata"), "2015-04-30T08:57:00+05:30"),
+        ("Thu, 30 Apr 2015 08:57:00 IST", ZoneInfo("Asia/Jerusalem"), "2015-04-30T08:57:00+02:00"),
+        ("Thu, 30 Apr 2015 08:57:00 IST", SHANGHAI, "2015-04-30T08:57:00+05:30"),
+        ("Thu, 30 Apr 2015 08:57:00 BST", ZoneInfo("Europe/London"), "2015-04-30T08:57:00+01:00"),
+        ("Thu, 30 Apr 2015 08:57:00 AST", SHANGHAI, "2015-04-30T08:57:00-04:00"),
+        # the US regions with their summer time, whatever the source's zone
+        ("Mon, 26 July 2004 16:31:00 ET", SHANGHAI, "2004-07-26T16:31:00-04:00"),
+        ("Mon, 26 January 2004 16:31:00 PT", SHANGHAI, "2004-01-26T16:31:00-08:00"),
+        ("Mon, 26 July 2004 16:31:00 PT", SHANGHAI, "2004-07-26T16:31:00-07:00"),
+        # names the table knows (the configured zone took them before)
+        ("Thu, 30 Apr 2015 08:57:00 MESZ", SHANGHAI, "2015-04-30T08:57:00+02:00"),
+        ("Thu, 30 Apr 2015 08:57:00 WIB", SHANGHAI, "2015-04-30T08:57:00+07:00"),
+        ("Thu, 30 Apr 2015 08:57:00 SAST", SHANGHAI, "2015-04-30T08:57:00+02:00"),
+        # zone-less: the source's zone, with its summer time
+        ("2022-05-25 16:53:43", CHICAGO, "2022-05-25T16:53:43-05:00"),
+        ("2022-01-25 16:53:43", CHICAGO, "2022-01-25T16:53:43-06:00"),
+    ],
+)
+def test_zone_names_are_read_as_the_source_means_them(
+    text: str, zone: ZoneInfo, expected: str
+) -> None:
+    got = parse_date(text, zone)
+    assert got is not None
+    assert got == datetime.fromisoformat(expected)
+    assert got.utcoffset() == datetime.fromisoformat(expected).utcoffset()
+
+
+def test_an_unknown_name_is_collected_and_read_as_no_zone() -> None:
+    with unknown_zone_names() as unknown:
+        got = parse_date("Thu, 30 Apr 2015 08:57:00 XYZT", CHICAGO)
+        again = parse_date("Thu, 30 Apr 2015 08:57:00 XYZT", CHICAGO)  # cached, still reported
+        known = parse_date("Thu, 30 Apr 2015 08:57:00 CEST", CHICAGO)
+    assert got == again == datetime(2015, 4, 30, 8, 57, tzinfo=CHICAGO)
+    assert known == datetime(2015, 4, 30, 6, 57, tzinfo=UTC)
+    assert unknown == {"XYZT"}
+    assert unknown_zone_warnings(unknown, CHICAGO) == (
+        "dates: unknown zone name 'XYZT': read as no zone (America/Chicago)",
+    )
+
+
+#: a selection of feedparser's own date tests (kurtmckee/feedparser, tests/test_date_parsers.py,
+#: rfc822, asctime, perforce and w3dtf cases): input -> its UTC 6-tuple (zone-less as UTC)
+FEEDPARSER_CASES = [
+    ("Thu, 30 Apr 2015 08:57:00 MET", (2015, 4, 30, 7, 57, 0)),
+    ("Thu, 30 Apr 2015 08:57:00 MEST", (2015, 4, 30, 6, 57, 0)),
+    ("Thu, 01 Jan 04 19:48:21 GMT", (2004, 1, 1, 19, 48, 21)),
+    ("Thu, 01 Jan 2004 19:48:21 GMT", (2004, 1, 1, 19, 48, 21)),
+    ("Thu,  5 Apr 2012 10:00:00 GMT", (2012, 4, 5, 10, 0, 0)),
+    ("Wed, 19 Aug 2009 18:28:00 Etc/GMT", (2009, 8, 19, 18, 28, 0)),
+    ("Wed, 19 Feb 2012 22:40:00 GMT-01:01", (2012, 2, 19, 23, 41, 0)),
+    ("Wed, 19 Feb 2012 22:40:00 -01:01", (2012, 2, 19, 23, 41, 0)),
+    ("Mon, 13 Feb, 2012 06:28:00 UTC", (2012, 2, 13, 6, 28, 0)),
+    ("Thu, 01 Jan 2004 00:00 GMT", (2004, 1, 1, 0, 0, 0)),
+    ("Thu, 01 Jan 2004", (2004, 1, 1, 0, 0, 0)),
+    ("Mon, 26 January 2004 16:31:00 AT", (2004, 1, 26, 20, 31, 0)),
+    ("Mon, 26 January 2004 16:31:00 ET", (2004, 1, 26, 21, 31, 0)),
+    ("Mon, 26 January 2004 16:31:00 CT", (2004, 1, 26, 22, 31, 0)),
+    ("Mon, 26 January 2004 16:31:00 MT", (2004, 1, 26, 23, 31, 0)),
+    ("Mon, 26 January 2004 16:31:00 PT", (2004, 1, 27, 0, 31, 0)),
+    ("Sun, 16 Dec 2012 1:2:3:4 GMT", None),
+    ("Sun, 16 zzz 2012 11:47:32 GMT", None),
+    ("Sun, Dec x 2012 11:47:32 GMT", None),
+    ("Sun, 16 Dec zz 11:47:32 GMT", None),
+    ("Sun, 16 Dec 2012 11:47:32 +zz:00", None),
+    ("Sun, 16 Dec 2012 11:47:32 +00:zz", None),
+    ("Sun, 99 Jun 2009 12:00:00 GMT", None),
+    ("Sun Jan  4 16:29:06 2004", (2004, 1, 4, 16, 29, 6)),
+    ("Sun Jul 15 01:16:00 +0000 2012", (2012, 7, 15, 1, 16, 0)),
+    ("Fri, 2006/09/15 08:19:53 EDT", (2006, 9, 15, 12, 19, 53)),
+    ("2003-12-31T10:14:55Z", (2003, 12, 31, 10, 14, 55)),
+    ("2003-12-31T10:14:55-08:00", (2003, 12, 31, 18, 14, 55)),
+    ("2003-12-31T18:14:55+08:00", (2003, 12, 31, 10, 14, 55)),
+    ("2007-04-23T23:25:47.538+10:00", (2007, 4, 23, 13, 25, 47)),
+    ("2003-12-31", (2003, 12, 31, 0, 0, 0)),
+    ("2004-02-28T18:14:55-08:00", (2004, 2, 29, 2, 14, 55)),
+    ("2003-02-28T18:14:55-08:00", (2003, 3, 1, 2, 14, 55)),
+    ("2000-02-28T18:14:55-08:00", (2000, 2, 29, 2, 14, 55)),
+    ("2003-12-31T25:14:55Z", None),
+    ("2003-12-31T10:61:55Z", None),
+    ("2013-01-28T11:30:00-06:00Textra", None),
+    ("2013-xx-27", None),
+    ("2013-01-28T09:xx:00Z", None),
+    ("2004-07-08 23:56:58 -00:20", (2004, 7, 9, 0, 16, 58)),
+    ("2004-07-08 23:56:58", (2004, 7, 8, 23, 56, 58)),
+    ("2004-07-08 23:56:58.0", (2004, 7, 8, 23, 56, 58)),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FEEDPARSER_CASES)
+def test_feedparsers_own_date_cases(text: str, expected: tuple[int, ...] | None) -> None:
+    got = parse_date(text, UTC)
+    assert (got.astimezone(UTC).timetuple()[:6] if got else None) == expected
+
+
+# ------------------------------------------------------------ end to end, through a poll
+
+
+def _rss(*dates: str) -> bytes:
+    items = "".join(
+        f"<item><title>item {i}</title><link>http://example.org/{i}</link>"
+        f"<pubDate>{date}</pubDate></item>"
+        for i, date in enumerate(dates)
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
+        f"<link>http://example.org/</link>{items}</channel></rss>"
+    ).encode()
+
+
+def test_a_poll_reads_each_sources_dates_in_its_own_zone(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """Java's ``Wed May 25 16:53:43 CST 2022`` from a Shanghai source is +08:00 in the Atom
+    feed; the same text from a source in Chicago is US Central; an unknown name is one
+    warning naming the source, and its date is read in the source's zone."""
+    loopback.add("/java.xml", _rss("Wed May 25 16:53:43 CST 2022"))
+    loopback.add("/chicago.xml", _rss("Wed May 25 16:53:43 CST 2022"))
+    loopback.add(
+        "/odd.xml", _rss("Wed, 25 May 2022 16:53:43 XYZT", "Wed, 25 May 2022 17:53:43 XYZT")
+    )
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        f"""[aggregator]
+database = "sqlite:///db.sqlite"
+output_dir = "public"
+timezone = "Asia/Shanghai"
+
+[categories.java]
+title = "Java"
+[categories.chicago]
+title = "Chicago"
+[categories.odd]
+title = "Odd"
+
+[[sources]]
+id = "java"
+url = "{loopback.url}/java.xml"
+categories = ["java"]
+timezone = "Asia/Shanghai"
+
+[[sources]]
+id = "chicago"
+url = "{loopback.url}/chicago.xml"
+categories = ["chicago"]
+timezone = "America/Chicago"
+
+[[sources]]
+id = "odd"
+url = "{loopback.url}/odd.xml"
+categories = ["odd"]
+timezone = "Europe/Berlin"
+""",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "poll", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+    def published(category: str) -> list[str]:
+        root = etree.parse(str(tmp_path / "public" / f"{category}.atom")).getroot()
+        return [el.text or "" for el in root.iter(f"{ATOM}published")]
+
+    assert published("java") == ["2022-05-25T16:53:43+08:00"]
+    assert published("chicago") == ["2022-05-26T06:53:43+08:00"]  # 16:53:43-06:00
+    # Berlin in May is +02:00: 16:53:43+02:00 is 22:53:43+08:00
+    assert sorted(published("odd")) == ["2022-05-25T22:53:43+08:00", "2022-05-25T23:53:43+08:00"]
+    warned = [line for line in done.stderr.splitlines() if "XYZT" in line]
+    assert len(warned) == 1, done.stderr
+    assert "odd: dates: unknown zone name 'XYZT'" in warned[0]
+
+
+def test_a_source_timezone_must_be_a_known_zone(tmp_path: Path) -> None:
+    config = tmp_path / "aggregator.toml"
+    config.write_text(
+        """[aggregator]
+database = "sqlite:///db.sqlite"
+[categories.news]
+title = "News"
+[[sources]]
+id = "a"
+url = "http://127.0.0.1/a.xml"
+categories = ["news"]
+timezone = "Mars/Olympus_Mons"
+""",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "aggregator", "check-config", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "timezone" in done.stderr + done.stdout
+    assert "Mars/Olympus_Mons" in done.stderr + done.stdout

@@ -238,6 +238,14 @@ def _fulltext_rule(value: str) -> str:
     return value
 
 
+def _zone_name(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: name too long
+        raise ValueError(f"unknown time zone {value!r}") from exc
+    return value
+
+
 class SourceConfig(Frozen):
     id: SourceId
     url: HttpUrl
@@ -253,6 +261,9 @@ class SourceConfig(Frozen):
     html: HtmlMapping | None = None
     #: ``"auto"`` or ``"css:<selector>"``: fetch each item's page for its full text
     fulltext: Annotated[str, AfterValidator(_fulltext_rule)] | None = None
+    #: zone of this source's zone-less dates and ambiguous abbreviations (CST, IST...);
+    #: None: ``[aggregator] timezone``
+    timezone: Annotated[str, AfterValidator(_zone_name)] | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

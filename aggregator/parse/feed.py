@@ -31,7 +31,7 @@ import feedparser
 from aggregator.errors import EmptyFeed, NotAFeed, Unparseable
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
 from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
-from aggregator.parse.dates import parse_date
+from aggregator.parse.dates import parse_date, unknown_zone_names, unknown_zone_warnings
 from aggregator.parse.encoding import decode_body
 from aggregator.parse.entries import is_html_type, to_item
 from aggregator.parse.jsonfeed import looks_like_json, parse_json_feed
@@ -159,7 +159,26 @@ def parse_document(
     infocode_pattern: str | None,
     max_items: int,
 ) -> ParsedFeed:
-    """The whole parse of one body, in whichever process runs it: lxml first, else feedparser."""
+    """The whole parse of one body, in whichever process runs it: lxml first, else feedparser.
+
+    Zone names no date rule knows are warnings (read as no zone).
+    """
+    with unknown_zone_names() as unknown:
+        parsed = _fast_else_feedparser(
+            body, content_type, base, language, tz, infocode_pattern, max_items
+        )
+    return _with_warnings(parsed, (), unknown_zone_warnings(unknown, tz))
+
+
+def _fast_else_feedparser(
+    body: bytes,
+    content_type: str | None,
+    base: str,
+    language: str | None,
+    tz: ZoneInfo,
+    infocode_pattern: str | None,
+    max_items: int,
+) -> ParsedFeed:
     if len(body) <= FAST_MAX_BYTES:
         fast = parse_fast(body, content_type, base, language, tz, infocode_pattern, max_items)
         if fast is not None:
@@ -259,5 +278,9 @@ def _ttl(value: object) -> timedelta | None:
     return timedelta(minutes=minutes) if minutes > 0 else None
 
 
-def _with_warnings(parsed: ParsedFeed, extra: tuple[str, ...]) -> ParsedFeed:
-    return replace(parsed, warnings=extra + parsed.warnings) if extra else parsed
+def _with_warnings(
+    parsed: ParsedFeed, before: tuple[str, ...], after: tuple[str, ...] = ()
+) -> ParsedFeed:
+    if not before and not after:
+        return parsed
+    return replace(parsed, warnings=before + parsed.warnings + after)

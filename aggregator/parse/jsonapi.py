@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
@@ -23,7 +24,7 @@ from zoneinfo import ZoneInfo
 from aggregator.errors import NotAFeed
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
 from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
-from aggregator.parse.dates import parse_date
+from aggregator.parse.dates import parse_date, unknown_zone_names, unknown_zone_warnings
 from aggregator.parse.infocode import find_infocode, normalize_infocode
 from aggregator.parse.jsondoc import MISSING, describe, get_path, load_json
 from aggregator.parse.links import absolute_http, is_absolute_http
@@ -69,7 +70,7 @@ def parse_json_api_then(
     As ``feed.parse_feed_then``: ``then`` (picklable) runs where the parse runs.
     """
     if len(fetched.body) <= INLINE_MAX_BYTES:
-        return then(_parse_list(fetched, mapping, tz, max_items))
+        return then(_parse_list_dates(fetched, mapping, tz, max_items))
     return run_with_budget(_parse_then, then, fetched, mapping, tz, max_items, timeout=timeout)
 
 
@@ -80,7 +81,18 @@ def _parse_then(
     tz: ZoneInfo,
     max_items: int,
 ) -> T:
-    return then(_parse_list(fetched, mapping, tz, max_items))
+    return then(_parse_list_dates(fetched, mapping, tz, max_items))
+
+
+def _parse_list_dates(
+    fetched: Fetched, mapping: JsonMapping, tz: ZoneInfo, max_items: int
+) -> ParsedFeed:
+    """``_parse_list``, with a warning per zone name no date rule knows."""
+    with unknown_zone_names() as unknown:
+        parsed = _parse_list(fetched, mapping, tz, max_items)
+    if not unknown:
+        return parsed
+    return replace(parsed, warnings=parsed.warnings + unknown_zone_warnings(unknown, tz))
 
 
 def _itself(feed: ParsedFeed) -> ParsedFeed:
