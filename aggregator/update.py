@@ -196,7 +196,10 @@ def _parse_and_dedupe(
 
         assert source.html is not None
         page = parse_html_page(
-            fetched, source.html, tz=cfg.aggregator.tz, max_items=cfg.limits.max_items_per_fetch
+            fetched,
+            source.html,
+            tz=source_tz(cfg, source),
+            max_items=cfg.limits.max_items_per_fetch,
         )
         return dedupe_document(source, page, known)
     if source.type == "json":

@@ -97,8 +97,9 @@ fulltext = "{fulltext}"
 """
 
 
-def html_source(base: str, fulltext: str | None = None) -> str:
+def html_source(base: str, fulltext: str | None = None, timezone: str | None = None) -> str:
     extra = f'fulltext = "{fulltext}"\n' if fulltext else ""
+    extra += f'timezone = "{timezone}"\n' if timezone else ""
     return f"""
 [[sources]]
 id = "kjrb-web"
@@ -326,3 +327,19 @@ def test_pages_obey_the_ssrf_guard(tmp_path: Path, loopback: LoopbackServer) -> 
     assert "kjrb-rss ok new=1" in out.stdout
     assert "http://10.255.255.1/a.html" in out.stderr and "failed" in out.stderr
     assert contents(tmp_path / "public")["http://10.255.255.1/a.html"] == "only a summary"
+
+
+def test_list_page_dates_are_read_in_the_source_zone(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    serve_site(loopback)
+    sources = html_source(loopback.url, timezone="Europe/Berlin")
+    cfg = config(tmp_path, f"sqlite:///{tmp_path}/agg.db", sources)
+    assert aggregator("poll", "-c", str(cfg)).returncode == 0
+    root = etree.parse(str(tmp_path / "public" / "kejiribao.atom")).getroot()
+    published = {
+        e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}published")
+        for e in root.findall(f"{ATOM}entry")
+    }
+    # 16:53:43 in Berlin (summer time) is 22:53:43 in Shanghai, the zone feeds are written in
+    assert published[TITLES["/news/a/neijiang.html"]] == "2022-05-25T22:53:43+08:00"
