@@ -183,7 +183,10 @@ class Entry:
     updated: datetime
     categories: tuple[str, ...]
     post_category: str | None = None  #: where the Jekyll post is filed (publisher first)
-    sources: tuple[str, ...] = ()  #: ids of the sources that carry it, sorted (the HTML pages)
+    #: ids of the sources that carry it, sorted (the HTML pages). Not part of the entry's
+    #: identity or content: a source that starts carrying an item changes no feed, and the
+    #: pages show the new list at the feed's next change
+    sources: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)
