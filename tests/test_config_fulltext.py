@@ -86,3 +86,26 @@ def test_html_type_without_its_table_is_an_error(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert 'sources[0]: type = "html" needs a [sources.html] table' in out.stdout + out.stderr
+
+
+def test_fulltext_and_a_json_detail_request_exclude_each_other(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[sources]]
+id = "api"
+url = "http://127.0.0.1:9/api"
+type = "json"
+categories = ["news"]
+fulltext = "auto"
+[sources.json]
+items = "list"
+[sources.json.detail]
+url = "http://127.0.0.1:9/d?id={infocode}"
+content = "text"
+""",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    (problem,) = err.value.problems
+    assert problem.key == "sources[0]" and "keep one of them" in problem.message

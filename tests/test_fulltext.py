@@ -9,12 +9,14 @@ one real English blog page). Page requests are counted at the server.
 from __future__ import annotations
 
 import gzip
+import threading
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from tests.finews_api import aggregator
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, Request, Response
 
 DATA = Path(__file__).parent / "data" / "fulltext"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -343,3 +345,46 @@ def test_list_page_dates_are_read_in_the_source_zone(
     }
     # 16:53:43 in Berlin (summer time) is 22:53:43 in Shanghai, the zone feeds are written in
     assert published[TITLES["/news/a/neijiang.html"]] == "2022-05-25T22:53:43+08:00"
+
+
+class _InFlight:
+    """A page handler that counts how many of its requests overlap.
+
+    Each request waits (up to a second) for a second one to arrive at the same
+    time, so two that are allowed to overlap do, however slow the machine.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.lock = threading.Lock()
+        self.overlapped = threading.Event()
+        self.now = self.most = 0
+
+    def __call__(self, request: Request) -> Response:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            if self.now > 1:
+                self.overlapped.set()
+        self.overlapped.wait(1.0)
+        with self.lock:
+            self.now -= 1
+        return Response(200, self.body, {"Content-Type": "text/html"})
+
+
+@pytest.mark.parametrize("per_host", [1, 2])
+def test_pages_share_the_hosts_request_slots(
+    tmp_path: Path, loopback: LoopbackServer, per_host: int
+) -> None:
+    """Two fulltext sources polled at once: their pages never exceed per_host_concurrency."""
+    serve_site(loopback)
+    counter = _InFlight(PAGES["/news/a/neijiang.html"])
+    for path in PAGES:
+        loopback.add(path, counter)
+    sources = feed_source(loopback.url) + feed_source(loopback.url, source_id="kjrb-copy")
+    limits = f"per_host_concurrency = {per_host}\nworkers = 4"
+    cfg = config(tmp_path, f"sqlite:///{tmp_path}/agg.db", sources, limits)
+    out = aggregator("poll", "-c", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert sum(page_requests(loopback).values()) == 6  # each source reads each page once
+    assert counter.most == per_host

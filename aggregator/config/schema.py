@@ -289,6 +289,10 @@ class SourceConfig(Frozen):
             raise ValueError('type = "html" needs a [sources.html] table')
         if self.type != "html" and self.html is not None:
             raise ValueError('[sources.html] is only for type = "html"')
+        if self.fulltext is not None and self.json_ is not None and self.json_.detail is not None:
+            raise ValueError(
+                "fulltext and [sources.json.detail] both give the body: keep one of them"
+            )
         if not self.categories and self.category_from is None:
             raise ValueError("categories may be empty only when category_from is set")
         return self
