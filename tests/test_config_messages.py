@@ -94,7 +94,7 @@ def problems_in(tmp_path: Path, text: str) -> list[str]:
             "7: sources[0].categories: must be a list of category ids",
         ),
         (GOOD.replace('["news"]', '["news", 3]'), "7: sources[0].categories[1]: must be a string"),
-        (GOOD + 'type = "atom"', '8: sources[0].type: must be "feed" or "json"'),
+        (GOOD + 'type = "atom"', '8: sources[0].type: must be "feed", "json" or "html"'),
         (GOOD + "priority = 1.5", "8: sources[0].priority: must be a whole number"),
         (
             GOOD.replace('id = "s"', 'id = "Big S"'),
