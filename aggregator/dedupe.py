@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.config import SourceConfig
 from aggregator.config.schema import RESERVED_CATEGORY_IDS
+from aggregator.digest import fields_digest
 from aggregator.model import Category, CategoryNames, Item, ParsedFeed, ParsedItem
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
@@ -115,9 +116,7 @@ def content_hash(item: ParsedItem, categories: Sequence[str], title: str | None 
         item.updated.isoformat() if item.updated else "",
         *sorted(categories),
     )
-    # each field as <length in characters>:<text>, after the number of fields
-    blob = f"{len(fields)};" + "".join([f"{len(value)}:{value}" for value in fields])
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+    return fields_digest(fields)
 
 
 def title_from_text(item: ParsedItem) -> str | None:

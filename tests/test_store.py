@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from sqlalchemy import select, text
 
+import aggregator.store as store_pkg
 from aggregator.config import SourceConfig
+from aggregator.dedupe import content_hash
 from aggregator.errors import StoreError
-from aggregator.model import Category, Item, PollStatus
+from aggregator.model import Category, Item, ParsedItem, PollStatus
 from aggregator.store import Store
 from aggregator.store.engine import head_revision, normalize_url
 from aggregator.store.schema import item_versions
+from aggregator.store.schema import items as items_table
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
 CST = timezone(timedelta(hours=8))
 CATEGORIES = [Category("news", "News"), Category("tech", "Tech", "all about tech")]
 
@@ -79,7 +86,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0003"
+        assert head_revision() == "0004"
     finally:
         store.close()
 
@@ -511,5 +518,69 @@ def test_store_error_when_a_table_is_gone(db_url: str) -> None:
             conn.execute(text("DROP TABLE item_categories"))
         with pytest.raises(StoreError):
             store.entries("news", 10)
+    finally:
+        store.close()
+
+
+# the one hash scheme --------------------------------------------------------------
+
+
+def _migration(name: str) -> ModuleType:
+    path = Path(store_pkg.__file__).parent / "migrations" / "versions" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"migration_{name}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_version_hash_scheme_is_unchanged() -> None:
+    """Stored versions keep their hashes: polling unchanged content stores nothing after an
+    upgrade (the values the hash gave before digest.py, by the same code)."""
+    parsed = ParsedItem(
+        guid="g",
+        link="http://x/1?utm_source=a&id=2",
+        title="科技日报 title",
+        content="<p>正文 body</p>",
+        summary="s",
+        author="科技日报",
+        published=T0,
+        updated=T0,
+    )
+    assert content_hash(parsed, ["news", "kejiribao"]) == (
+        "af0434c10e8eac2216d9f53c68decb839891ff38b001ade0e852cf3c6413799f"
+    )
+    assert content_hash(parsed, ["news"], "\ud800 lone") == (
+        "5e11908ac237c3d253503d5664c3d74752cfacae793d5bdba749227027a76e90"
+    )
+
+
+def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
+    store = Store.open(db_url)
+    try:
+        setup(store, "a", "b")
+        store.apply_items("a", [item("ic:NW1", "a", content_raw="<p>the longer body</p>")], T0)
+        # the database as the release before the one hash left it: old-scheme merged hashes
+        old = _migration("0004_one_hash")
+        with store.engine.begin() as conn:
+            rows = conn.execute(select(items_table)).all()
+            for row in rows:
+                cats = conn.execute(
+                    text("SELECT category_id FROM item_categories WHERE item_id = :i"),
+                    {"i": row.id},
+                ).scalars()
+                legacy = old._old(old._fields(row, list(cats)))
+                conn.execute(
+                    text("UPDATE items SET content_hash = :h WHERE id = :i"),
+                    {"h": legacy, "i": row.id},
+                )
+            conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+        store.close()
+        store = Store.open(db_url)  # migrates to head
+        before = [replace(e, sources=()) for e in store.entries(None, None)]
+        # a second source carries the item, losing the merge: what readers see is the same
+        later = store.apply_items("b", [item("ic:NW1", "b", content_raw="<p>short</p>")], T1)
+        assert later.changed_keys == frozenset() and not later.changed_categories
+        assert [replace(e, sources=()) for e in store.entries(None, None)] == before
     finally:
         store.close()

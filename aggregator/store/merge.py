@@ -11,11 +11,11 @@ are the union.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from aggregator.digest import fields_digest
 from aggregator.model import Item
 
 
@@ -83,8 +83,4 @@ def merged_hash(merged: Merged, published: datetime) -> str:
         " ".join(merged.categories),
         merged.infocode or "",
     )
-    parts: list[bytes] = []
-    for value in fields:  # length-prefixed, so no two field lists hash alike
-        data = value.encode("utf-8")
-        parts += (b"%d:" % len(data), data)
-    return hashlib.sha256(b"".join(parts)).hexdigest()
+    return fields_digest(fields)

@@ -1,0 +1,20 @@
+"""The one content hash: SHA-256 over a list of text fields, each length-prefixed.
+
+Used for a source's version (``dedupe.content_hash``) and for the merged item
+(``store.merge.merged_hash``). The blob is ``<number of fields>;`` then each
+field as ``<length in characters>:<text>``, so no two field lists hash alike;
+lone surrogates (``surrogatepass``) hash rather than raise. Changing the
+scheme changes every stored hash: a migration must carry stored values over
+(store/migrations/versions/0004_one_hash.py did for merged items).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+
+def fields_digest(fields: Sequence[str]) -> str:
+    """Hex SHA-256 of ``fields``, length-prefixed (see the module docstring)."""
+    blob = f"{len(fields)};" + "".join([f"{len(value)}:{value}" for value in fields])
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
