@@ -29,6 +29,14 @@ class PollStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class SourceHealth(StrEnum):
+    """How a source is doing, as ``/healthz`` and ``aggregator sources`` say it."""
+
+    OK = "ok"
+    FAILING = "failing"
+    DISABLED = "disabled"  #: by the config (``enabled = false``) or by a 410 Gone
+
+
 @dataclass(frozen=True, slots=True)
 class Category:
     id: str  #: [a-z0-9-] id, also the feed's file stem (``kejiribao`` -> kejiribao.atom)
@@ -64,6 +72,22 @@ class SourceState:
     disabled_reason: str | None = None  #: set when a 410 disabled the source
     redirect_url: str | None = None  #: permanent-redirect target seen, not yet trusted
     redirect_seen: int = 0  #: how many polls in a row answered with redirect_url
+
+    def health(self, *, enabled: bool = True) -> SourceHealth:
+        """Disabled (by the config, or a 410), failing (its last poll failed), else ok."""
+        if not enabled or self.disabled_reason is not None:
+            return SourceHealth.DISABLED
+        if self.status == PollStatus.FAILED:
+            return SourceHealth.FAILING
+        return SourceHealth.OK
+
+    def problem(self) -> str | None:
+        """What is wrong, for people: why it is disabled, else ``<kind>: <message>``."""
+        if self.disabled_reason:
+            return self.disabled_reason
+        if self.error_kind:
+            return f"{self.error_kind}: {self.error_message or ''}".rstrip(": ")
+        return None
 
 
 @dataclass(frozen=True, slots=True)

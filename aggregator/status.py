@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aggregator.config import Config
-from aggregator.model import SourceState
+from aggregator.model import SourceHealth, SourceState
 
 
 def _when(value: datetime | None, tz: ZoneInfo) -> str:
@@ -23,21 +23,14 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[st
     for source in config.sources:
         state = states.get(source.id) or SourceState(source.id)
         cats = ",".join(source.categories) + (" +author" if source.category_from else "")
+        disabled = state.health(enabled=source.enabled) == SourceHealth.DISABLED
         status = state.status.value
-        if not source.enabled:
-            status = "disabled (config)"
-        elif state.disabled_reason:
-            status = "disabled"
-        error = ""
-        if state.error_kind:
-            error = f"{state.error_kind}: {state.error_message or ''}"
-            if state.consecutive_failures > 1:
-                error += f" (x{state.consecutive_failures})"
-        if state.disabled_reason:
-            error = state.disabled_reason
-        next_poll = (
-            "-" if not source.enabled or state.disabled_reason else _when(state.next_due_at, tz)
-        )
+        if disabled:
+            status = "disabled" if source.enabled else "disabled (config)"
+        error = state.problem() or ""
+        if state.error_kind and not state.disabled_reason and state.consecutive_failures > 1:
+            error += f" (x{state.consecutive_failures})"
+        next_poll = "-" if disabled else _when(state.next_due_at, tz)
         rows.append(
             (
                 source.id,

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from aggregator import metrics
-from aggregator.model import PollStatus, SourceState, UpdateResult
+from aggregator.model import PollStatus, SourceHealth, SourceState, UpdateResult
 from aggregator.serve import LazyStore, ServerHandle, start_server
 from aggregator.store import Store
 from tests.test_serve import CATEGORIES, Site, fetch, make_site
@@ -231,3 +231,30 @@ def test_a_hanging_database_neither_blocks_feeds_nor_healthz(
         handle.stop()
         for t in stuck:
             t.join(10)
+
+
+# (case, state, enabled) -> (health, problem): one rule for /healthz and `aggregator sources`
+HEALTH = [
+    ("never polled", SourceState("a"), True, (SourceHealth.OK, None)),
+    ("ok", SourceState("a", status=PollStatus.OK), True, (SourceHealth.OK, None)),
+    ("unchanged", SourceState("a", status=PollStatus.UNCHANGED), True, (SourceHealth.OK, None)),
+    ("failing", SourceState("a", status=PollStatus.FAILED, error_kind="dns",
+                            error_message="no such host"), True,
+     (SourceHealth.FAILING, "dns: no such host")),
+    ("failing, no message", SourceState("a", status=PollStatus.FAILED, error_kind="5xx"), True,
+     (SourceHealth.FAILING, "5xx")),
+    ("410", SourceState("a", status=PollStatus.DISABLED, error_kind="gone",
+                        disabled_reason="410 Gone at x"), True,
+     (SourceHealth.DISABLED, "410 Gone at x")),
+    ("off in the config", SourceState("a", status=PollStatus.FAILED, error_kind="dns"), False,
+     (SourceHealth.DISABLED, "dns")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "enabled", "expect"), [c[1:] for c in HEALTH], ids=[c[0] for c in HEALTH]
+)
+def test_source_health(
+    state: SourceState, enabled: bool, expect: tuple[SourceHealth, str | None]
+) -> None:
+    assert (state.health(enabled=enabled), state.problem()) == expect

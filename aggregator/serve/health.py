@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from aggregator import metrics
 from aggregator.config import Config
-from aggregator.model import PollStatus, SourceState
+from aggregator.model import SourceHealth, SourceState
 
 if TYPE_CHECKING:
     from aggregator.store import Store
@@ -37,24 +37,17 @@ def source_health(config: Config, states: Sequence[SourceState]) -> list[dict[st
     rows = []
     for source in config.sources:
         state = by_id.get(source.id) or SourceState(source.id)
-        disabled = not source.enabled or state.disabled_reason is not None
-        if disabled:
-            health = "disabled"
-        elif state.status == PollStatus.FAILED:
-            health = "failing"
-        else:
-            health = "ok"
+        health = state.health(enabled=source.enabled)
         row: dict[str, Any] = {
             "id": source.id,
-            "health": health,
+            "health": health.value,
             "last_success": _when(state.last_success_at),
             "consecutive_errors": state.consecutive_failures,
-            "next_poll": None if disabled else _when(state.next_due_at),
+            "next_poll": None if health == SourceHealth.DISABLED else _when(state.next_due_at),
         }
-        if health == "failing" and state.error_kind:
-            row["error"] = f"{state.error_kind}: {state.error_message or ''}".rstrip(": ")
-        elif state.disabled_reason:
-            row["error"] = state.disabled_reason
+        problem = state.problem()
+        if problem and (health == SourceHealth.FAILING or state.disabled_reason):
+            row["error"] = problem
         rows.append(row)
     return rows
 
@@ -82,5 +75,5 @@ def check_health(
     sources = source_health(config, states)
     if not health_provider():
         return 503, {"status": "unavailable", "database": "ok", "sources": sources}
-    failing = any(s["health"] == "failing" for s in sources)
+    failing = any(s["health"] == SourceHealth.FAILING for s in sources)
     return 200, {"status": "degraded" if failing else "ok", "database": "ok", "sources": sources}
