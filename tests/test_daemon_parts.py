@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from aggregator.config import Config, load_config
 from aggregator.daemon.dispatch import Dispatcher
@@ -27,7 +28,7 @@ from aggregator.notify import Notifier
 from aggregator.poll import open_store, poll_sources, utcnow
 from aggregator.store import Store
 from aggregator.update import UpdateContext
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, Request, Response
 from tests.test_daemon import NotifyListener, rss, source, wait_until, write_main
 
 #: a PostgreSQL address nothing listens on: a database that does not answer
@@ -238,4 +239,33 @@ def test_health_counts_failing_sources(tmp_path: Path) -> None:
         part.refused(None)
         assert part.status_line() == "STATUS=2 sources, 0 failing, 0 polling"
     finally:
+        store.close()
+
+
+# ------------------------------------------------------------- a poll that crashes
+
+
+def test_a_database_failure_in_a_poll_is_kind_database(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """The store fails mid-poll (a table goes while the feed is fetched): the poll's
+    result says ``database``, the kind the README lists, not a crash of the caller."""
+    holder: list[Store] = []
+
+    def breaks_the_store(_request: Request) -> Response:
+        with holder[0].engine.begin() as conn:
+            conn.execute(text("DROP TABLE item_versions"))
+        return Response(body=rss("a"), headers={"Content-Type": "application/rss+xml"})
+
+    url = loopback.add("/a.xml", breaks_the_store)
+    config, store = setup(tmp_path, source("a", url, "1h"))
+    holder.append(store)
+    fetcher = Fetcher(config.limits)
+    try:
+        ctx = UpdateContext(config, store, fetcher, utcnow, random.Random())
+        [result] = poll_sources(ctx, config.sources, {})
+        assert (result.status, result.error_kind) == (PollStatus.FAILED, "database")
+        assert "item_versions" in (result.error_message or "")
+    finally:
+        fetcher.close()
         store.close()
