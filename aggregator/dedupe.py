@@ -116,6 +116,8 @@ def content_hash(item: ParsedItem, categories: Sequence[str], title: str | None 
         item.updated.isoformat() if item.updated else "",
         *sorted(categories),
     )
+    if item.enclosures:  # only then: the hashes of items without any stay as they were
+        fields += ("+enclosures", *(e.as_text() for e in item.enclosures))
     return fields_digest(fields)
 
 
@@ -228,6 +230,7 @@ def to_item(
         content_hash=digest,
         detail_url=parsed.detail_url,
         detail_pending=bool(parsed.detail_url),
+        enclosures=parsed.enclosures,
     )
 
 

@@ -132,6 +132,20 @@ FetchOutcome = Fetched | NotModified
 
 
 @dataclass(frozen=True, slots=True)
+class Enclosure:
+    """A media file an item carries (RSS ``<enclosure>``, Atom ``rel="enclosure"``,
+    JSON Feed ``attachments``): a podcast's audio, a video."""
+
+    url: str  #: absolute http(s)
+    type: str | None = None  #: MIME type as the source gave it
+    length: int | None = None  #: size in bytes, >= 0; None: not given (or nonsense)
+
+    def as_text(self) -> str:
+        """url, type and length, space-separated (a URL has no space): what hashes hash."""
+        return f"{self.url} {self.type or ''} {'' if self.length is None else self.length}"
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedItem:
     """One item as its document gave it; HTML is raw (not yet sanitized)."""
 
@@ -145,6 +159,7 @@ class ParsedItem:
     updated: datetime | None = None
     infocode: str | None = None  #: normalized (NW + 18 digits) where known
     detail_url: str | None = None  #: JSON sources: where the full body is asked for
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +193,7 @@ class Item:
     content_hash: str  #: over what readers see; decides new/changed/same
     detail_url: str | None = None
     detail_pending: bool = False  #: body still to be asked for at the next poll
+    enclosures: tuple[Enclosure, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +227,7 @@ class Entry:
     #: identity or content: a source that starts carrying an item changes no feed, and the
     #: pages show the new list at the feed's next change
     sources: tuple[str, ...] = field(default=(), compare=False)
+    enclosures: tuple[Enclosure, ...] = ()  #: the winning version's, else the next that has any
 
 
 @dataclass(frozen=True, slots=True)

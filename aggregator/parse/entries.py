@@ -8,7 +8,9 @@
   description/summary when it is not the content itself;
 * published: published, else created, else updated (Atom feeds often give
   only ``updated``); dates are read from the raw strings by ``parse_date``,
-  feedparser's parsed tuples (UTC) only when ours fail.
+  feedparser's parsed tuples (UTC) only when ours fail;
+* enclosures: feedparser's ``enclosures`` (RSS ``<enclosure>``, Atom
+  ``rel="enclosure"`` links), http(s) only, made absolute.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aggregator.model import ParsedItem
+from aggregator.model import Enclosure, ParsedItem
 from aggregator.parse.dates import parse_date
 from aggregator.parse.infocode import find_infocode
-from aggregator.parse.links import absolute_http, is_absolute_http
+from aggregator.parse.links import absolute_http, enclosures, is_absolute_http
 from aggregator.parse.text import as_html, plain_text
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "html", "xhtml"})
@@ -58,6 +60,7 @@ def to_item(
         published=published,
         updated=updated,
         infocode=find_infocode(link, guid, infocode_pattern),
+        enclosures=_enclosures(entry, base),
     )
 
 
@@ -87,6 +90,15 @@ def _detail_html(value: object, detail: Mapping[str, Any] | None) -> str | None:
     if not isinstance(value, str):
         return None
     return as_html(value, is_html=detail is None or is_html_type(detail.get("type")))
+
+
+def _enclosures(entry: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
+    """RSS ``<enclosure>`` and Atom ``rel="enclosure"`` links, as feedparser lists them."""
+    listed = entry.get("enclosures") or ()
+    return enclosures(
+        ((e.get("href"), e.get("type"), e.get("length")) for e in listed if isinstance(e, Mapping)),
+        base,
+    )
 
 
 def _author(entry: Mapping[str, Any]) -> str | None:

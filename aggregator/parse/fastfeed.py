@@ -53,7 +53,7 @@ _CONTENTS = frozenset({"content", "content_encoded"})
 #: handlers that touch none of the keys we read, in any context (leaf elements only)
 _HARMLESS = frozenset(
     {
-        "category", "dc_subject", "enclosure", "comments", "language", "dc_language",
+        "category", "dc_subject", "comments", "language", "dc_language",
         "generator", "rights", "copyright", "dc_rights", "docs", "cloud", "subtitle",
         "tagline", "webmaster", "dc_publisher", "source", "width", "height", "info",
         "media_thumbnail",
@@ -67,7 +67,7 @@ _READ_KEYS = frozenset(
         "id", "guidislink", "link", "links", "title", "title_detail", "content", "summary",
         "summary_detail", "author", "author_detail", "authors", "published", "updated",
         "created", "published_parsed", "updated_parsed", "created_parsed", "ttl", "href",
-        "name", "email",
+        "name", "email", "enclosures",
     }
 )  # fmt: skip
 
@@ -201,6 +201,9 @@ class _Reader:
         elif name in ("guid", "id"):
             self.once("id")
             self.guid(el, attrs)
+        elif name == "enclosure":
+            self.enclosure(attrs)
+            self.skip(el, depth)
         elif name in _TEXTS:
             self.once(name)
             self.text_element(el, name, attrs)
@@ -341,6 +344,8 @@ class _Reader:
             href = _join(self.base, attrs["href"])
             if attrs["rel"] == "alternate" and _map_type(attrs["type"]) in _HTML_TYPES:
                 context["link"] = href
+            elif attrs["rel"] == "enclosure":
+                self.add_enclosure({**attrs, "href": href})
             return
         self.once("link")
         value = self.finish(_text(el), "link")
@@ -349,6 +354,19 @@ class _Reader:
         if self.entry is not None:
             value = value.replace("&amp;", "&")
         context["link"] = _QUERY_REF.sub(r"&\g<1>", value) if "&" in value else value
+
+    def enclosure(self, attrs: dict[str, str]) -> None:
+        """RSS ``<enclosure url= type= length=>``: a link with rel enclosure, href not resolved."""
+        attrs = dict(attrs)
+        if enforced := attrs.get("url", attrs.get("uri", attrs.get("href"))):
+            attrs["href"] = enforced
+        self.add_enclosure(attrs)
+
+    def add_enclosure(self, attrs: dict[str, str]) -> None:
+        """As feedparser's ``entry.enclosures`` lists it: the link's attributes but ``rel``."""
+        if self.entry is not None:
+            kept = {k: v for k, v in attrs.items() if k not in ("rel", "url", "uri")}
+            self.entry.setdefault("enclosures", []).append(kept)
 
     def guid(self, el: etree._Element, attrs: dict[str, str]) -> None:
         self.guidislink = attrs.get("ispermalink", "true") == "true"

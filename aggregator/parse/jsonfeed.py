@@ -3,7 +3,7 @@
 feedparser 6 does not read JSON Feed, and the format is small enough to map
 by hand: ``id``, ``url`` (else ``external_url``), ``title``, ``content_html``
 (else ``content_text``, escaped), ``summary``, ``authors``/``author``,
-``date_published``, ``date_modified``.
+``date_published``, ``date_modified``, ``attachments`` (as enclosures).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from aggregator.errors import NotAFeed, Unparseable
-from aggregator.model import ParsedFeed, ParsedItem
+from aggregator.model import Enclosure, ParsedFeed, ParsedItem
 from aggregator.parse.dates import parse_date
 from aggregator.parse.infocode import find_infocode
-from aggregator.parse.links import absolute_http
+from aggregator.parse.links import absolute_http, enclosures
 from aggregator.parse.text import as_html, plain_text
 
 _VERSIONS = ("https://jsonfeed.org/version/1", "http://jsonfeed.org/version/1")
@@ -87,6 +87,21 @@ def _item(raw: Mapping[str, Any], base: str, tz: ZoneInfo, pattern: str | None) 
         published=parse_date(_str(raw.get("date_published")), tz) or updated,
         updated=updated,
         infocode=find_infocode(link, guid, pattern),
+        enclosures=_attachments(raw.get("attachments"), base),
+    )
+
+
+def _attachments(value: object, base: str) -> tuple[Enclosure, ...]:
+    """``attachments``: ``url``, ``mime_type``, ``size_in_bytes``."""
+    if not isinstance(value, list):
+        return ()
+    return enclosures(
+        (
+            (a.get("url"), a.get("mime_type"), a.get("size_in_bytes"))
+            for a in value
+            if isinstance(a, dict)
+        ),
+        base,
     )
 
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from urllib.parse import urljoin, urlsplit
+
+from aggregator.model import Enclosure
 
 _SCHEMES = ("http", "https")
 # an absolute http(s) URL that urljoin and urlsplit give back unchanged: lower-case scheme,
 # a host, no ';' (urlparse's params), no empty '?'/'#', no brackets (IPv6 checks), no spaces
+#: a MIME type as enclosures give it (audio/mpeg, video/mp4; codecs="..." cut at the ';')
+_MIME = re.compile(r"[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}")
+#: larger lengths are nonsense (8 EiB)
+_MAX_LENGTH = 2**63 - 1
 _PLAIN_HTTP = re.compile(r"https?://[^/\s;?#\[\]]+(?:/[^\s;?#\[\]]*)?(?:\?[^\s#]+)?(?:#\S+)?")
 
 
@@ -50,3 +57,42 @@ def _splits(base: str | None) -> bool:
     except ValueError:
         return False
     return True
+
+
+def enclosures(
+    raw: Iterable[tuple[object, object, object]], base: str | None
+) -> tuple[Enclosure, ...]:
+    """(url, type, length) as a document gives them -> enclosures, first of each URL kept.
+
+    Only http(s) URLs (made absolute); a type that is no MIME type and a length
+    that is no non-negative integer are left out, the enclosure kept.
+    """
+    found: dict[str, Enclosure] = {}
+    for url, mime, length in raw:
+        href = absolute_http(url, base)
+        if href is None or href in found:
+            continue
+        found[href] = Enclosure(href, _mime(mime), _length(length))
+    return tuple(found.values())
+
+
+def _mime(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.split(";", 1)[0].strip()
+    return value if _MIME.fullmatch(value) else None
+
+
+def _length(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            return None
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= _MAX_LENGTH:
+        return value
+    return None

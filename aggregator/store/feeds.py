@@ -23,6 +23,7 @@ _COLUMNS = (
     items.c.published,
     items.c.updated,
     items.c.post_category,
+    items.c.enclosures,
 )
 
 
@@ -71,6 +72,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
             categories=tuple(filed[row.id]),
             post_category=row.post_category,
             sources=tuple(carried[row.id]),
+            enclosures=row.enclosures or (),
         )
         for row in rows
     ]

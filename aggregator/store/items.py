@@ -48,6 +48,7 @@ _VERSION_FIELDS = (
     "content_hash",
     "detail_url",
     "detail_pending",
+    "enclosures",
 )
 
 _v = item_versions.c
@@ -119,6 +120,7 @@ _MERGED_COLUMNS = (
     "content_hash",
     "post_category",
     "updated",
+    "enclosures",
 )
 #: a fresh merged item: the merged columns plus its key and first sighting
 _INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen"))
@@ -314,6 +316,7 @@ class _Merger:
             "content_raw": merged.content_raw,
             "summary_html": merged.summary_html,
             "author": merged.author,
+            "enclosures": merged.enclosures,
             "published": published,
             "content_hash": merged_hash(merged, published),
             "post_category": cats.post_category(

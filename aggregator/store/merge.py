@@ -5,8 +5,8 @@ Where versions disagree, the winner is the version with the highest
 That order is total (one version per source), so the result never depends
 on which source was polled first. Title, body, link and author come from the
 winner (link and author fall back to the next version, in the same order,
-that has one); ``published`` is the earliest any version gives; categories
-are the union.
+that has one, as enclosures do); ``published`` is the earliest any version
+gives; categories are the union.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aggregator.digest import fields_digest
-from aggregator.model import Item
+from aggregator.model import Enclosure, Item
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,7 @@ class Merged:
     published: datetime | None  #: earliest of the versions'; None: no version dates it
     updated: datetime | None  #: the winner's own updated time
     categories: tuple[str, ...]  #: sorted union
+    enclosures: tuple[Enclosure, ...] = ()  #: the winner's, else the next version's that has any
 
 
 def body_length(version: Item) -> int:
@@ -67,12 +68,13 @@ def merge_versions(versions: Sequence[Item]) -> Merged:
         published=min(dates) if dates else None,
         updated=winner.updated,
         categories=tuple(sorted({c for v in ordered for c in v.categories})),
+        enclosures=next((v.enclosures for v in ordered if v.enclosures), ()),
     )
 
 
 def merged_hash(merged: Merged, published: datetime) -> str:
     """A hash over what a reader of the merged entry sees (``updated`` left out)."""
-    fields = (
+    fields: tuple[str, ...] = (
         merged.title,
         merged.link or "",
         merged.content_html or "",
@@ -83,4 +85,6 @@ def merged_hash(merged: Merged, published: datetime) -> str:
         " ".join(merged.categories),
         merged.infocode or "",
     )
+    if merged.enclosures:  # only then: the hashes of items without any stay as they were
+        fields += ("+enclosures", *(e.as_text() for e in merged.enclosures))
     return fields_digest(fields)

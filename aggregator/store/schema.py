@@ -11,6 +11,7 @@ is stored as UTC and read back aware.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import DATETIME
 from sqlalchemy.sql.expression import false, true
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from aggregator.model import Enclosure
 
 
 class _SQLiteText(DATETIME):
@@ -111,6 +114,23 @@ class IdList(TypeDecorator[tuple[str, ...]]):
         return None if value is None else tuple(value.split())
 
 
+class Enclosures(TypeDecorator[tuple[Enclosure, ...]]):
+    """An item's enclosures as one JSON text value (``[[url, type, length], ...]``); none: NULL."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Sequence[Enclosure] | None, dialect: Dialect) -> str | None:
+        if not value:
+            return None
+        return json.dumps([[e.url, e.type, e.length] for e in value], ensure_ascii=False)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> tuple[Enclosure, ...]:
+        if not value:
+            return ()
+        return tuple(Enclosure(url, mime, length) for url, mime, length in json.loads(value))
+
+
 #: integer primary key: a rowid alias on SQLite, 64-bit elsewhere
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -180,6 +200,7 @@ items = Table(
     Column("first_seen", UTCDateTime, nullable=False),
     Column("content_hash", Text, nullable=False),
     Column("post_category", String(100)),
+    Column("enclosures", Enclosures),  # the merged item's: the winner's, else the next one's
 )
 
 item_versions = Table(
@@ -203,6 +224,7 @@ item_versions = Table(
     Column("content_hash", Text, nullable=False),
     Column("detail_url", Text),
     Column("detail_pending", Boolean, nullable=False, server_default=false()),
+    Column("enclosures", Enclosures),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("source_id", "key"),

@@ -170,6 +170,12 @@ def _entry_element(
         _html(sub(element, "content"), content)
     if link:
         sub(element, "link", href=link).set("rel", "alternate")
+    for enclosure in entry.enclosures:  # RFC 4287 4.2.7.2: length is the size in octets
+        media = sub(element, "link", href=_x(enclosure.url), rel="enclosure")
+        if enclosure.type:
+            media.set("type", _x(enclosure.type))
+        if enclosure.length is not None:
+            media.set("length", str(enclosure.length))
     if summary is not None:
         _html(sub(element, "summary"), summary)
     for cat_id in entry.categories:

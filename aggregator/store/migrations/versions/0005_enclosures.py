@@ -1,0 +1,30 @@
+"""Items and their versions keep their enclosures (issue 13: podcasts lost their audio).
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # JSON text ([[url, type, length], ...]); NULL: none. Stored items gain them at their
+    # next change: the hashes leave an empty list out, so nothing is rewritten for this.
+    op.add_column("items", sa.Column("enclosures", sa.Text()))
+    op.add_column("item_versions", sa.Column("enclosures", sa.Text()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("item_versions") as batch:
+        batch.drop_column("enclosures")
+    with op.batch_alter_table("items") as batch:
+        batch.drop_column("enclosures")
