@@ -26,6 +26,7 @@ from aggregator.digest import fields_digest
 from aggregator.model import Category, CategoryNames, Item, ParsedFeed, ParsedItem
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
+from aggregator.slug import slug
 
 TITLE_FROM_TEXT_MAX = 80
 _TRACKING = re.compile(r"^(utm_[a-z]+|fbclid|gclid)$", re.IGNORECASE)
@@ -63,12 +64,7 @@ def publisher_category(name: str | None, known: CategoryNames | None = None) -> 
     known = known or CategoryNames()
     if title in known.by_title:
         return Category(known.by_title[title], title)
-    from pypinyin import lazy_pinyin  # a second to import: only when a publisher is met
-
-    parts = []
-    for syllable in lazy_pinyin(name):
-        parts.append(re.sub(r"[^a-z0-9]+", "-", syllable.lower()))
-    ident = re.sub(r"-{2,}", "-", "".join(parts)).strip("-")[:100]
+    ident = slug(name, 100)
     if not ident:
         return None
     if ident in RESERVED_CATEGORY_IDS or ident in known.ids:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +24,11 @@ from pydantic import ValidationError
 from aggregator.config import Config, SourceConfig, load_config
 from aggregator.errors import ConfigError, ConfigProblem
 from aggregator.sanitize import strip_illegal_xml
+from aggregator.slug import slug
 from aggregator.write import replace_file
 
 FALLBACK_CATEGORY = ("imported", "Imported")
 _ID = re.compile(r"^[a-z0-9_-]+$")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
 class OpmlError(ValueError):
@@ -61,15 +60,9 @@ class ImportPlan:
     skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)  #: (url, reason)
 
 
-def slugify(text: str, limit: int = 60) -> str:
-    """A config id from a title: pinyin for Chinese (科技日报 -> kejiribao), ASCII, dashes."""
-    if _CJK.search(text):
-        from pypinyin import lazy_pinyin  # a second to import: only for Chinese titles
-
-        text = _CJK.sub(lambda m: " " + "".join(lazy_pinyin(m.group(0))) + " ", text)
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:limit].strip("-")
+def _id_of(title: str) -> str:
+    """A source or category id from a title (科技日报 -> kejiribao), at most 60 characters."""
+    return slug(title, 60)
 
 
 def read_opml(data: bytes) -> list[OpmlFeed]:
@@ -139,7 +132,7 @@ def plan_import(feeds: Sequence[OpmlFeed], config: Config, category: str | None)
                     before.id, before.url, (*before.categories, cid), before.title
                 )
             continue
-        sid = _unique(slugify(feed.title or "") or _host_slug(feed.url), taken)
+        sid = _unique(_id_of(feed.title or "") or _host_slug(feed.url), taken)
         try:
             SourceConfig.model_validate({"id": sid, "url": feed.url, "categories": [cid]})
         except ValidationError as exc:
@@ -164,7 +157,7 @@ def _category_of(feed: OpmlFeed, given: str | None) -> tuple[str, str]:
         if _ID.match(first):
             return first, feed.folder or first
     if feed.folder:
-        slug = slugify(feed.folder)
+        slug = _id_of(feed.folder)
         if slug:
             return slug, feed.folder
     return FALLBACK_CATEGORY
@@ -181,7 +174,7 @@ def _unique(base: str, taken: set[str]) -> str:
 
 def _host_slug(url: str) -> str:
     parts = urlsplit(url)
-    return slugify(f"{parts.hostname or ''} {parts.path}")
+    return _id_of(f"{parts.hostname or ''} {parts.path}")
 
 
 def _toml_string(value: str) -> str:

@@ -16,8 +16,8 @@ from aggregator.opml_io import (
     plan_import,
     read_opml,
     render_sources_opml,
-    slugify,
 )
+from aggregator.slug import slug as make_slug
 
 OPML_1 = b"""<?xml version="1.0" encoding="UTF-8"?>
 <opml version="1.0"><head><title>reader export</title></head><body>
@@ -69,12 +69,15 @@ def config(tmp_path: Path) -> Path:
         ("科技日报", "kejiribao"),
         ("BBC 中文网", "bbc-zhongwenwang"),
         ("Café Crème!", "cafe-creme"),
+        ("证券时报·e公司", "zhengquanshibao-egongsi"),  # publishers' ids: the same rule
+        ("21世纪经济报道", "21shijijingjibaodao"),
+        ("Reuters 路透社", "reuters-lutoushe"),
         ("  --  ", ""),
         ("x" * 80, "x" * 60),
     ],
 )
-def test_slugify(title: str, slug: str) -> None:
-    assert slugify(title) == slug
+def test_slug(title: str, slug: str) -> None:
+    assert make_slug(title, 60) == slug
 
 
 def test_read_opml_finds_feed_outlines_and_their_folders() -> None:
