@@ -45,6 +45,18 @@ class Category:
 
 
 @dataclass(frozen=True, slots=True)
+class CategoryInfo:
+    """A category as the listings show it (index.html, index.opml): the store makes it."""
+
+    id: str  #: category id, the feed's file stem
+    title: str
+    description: str | None = None
+    entry_count: int = 0  #: entries the category holds (the feed shows at most entries_per_feed)
+    updated: datetime | None = None  #: newest ``updated`` of its entries; None while empty
+    origin: str = "config"  #: "config" (declared) or "publisher" (found in items)
+
+
+@dataclass(frozen=True, slots=True)
 class CategoryNames:
     """The categories the store knows, for choosing a publisher's category id (dedupe)."""
 

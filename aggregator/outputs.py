@@ -30,7 +30,6 @@ from aggregator.model import Category, Entry
 from aggregator.store import Store
 from aggregator.write import (
     ALL_FEED,
-    CategorySummary,
     feed_meta,
     render_index,
     render_opml,
@@ -111,12 +110,6 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
                 put(f"{stem}.{fmt}", partial(render_format[fmt], snapshot, settings))
             put(f"{stem}.html", partial(render_page, snapshot, settings, formats))
 
-    def summaries() -> list[CategorySummary]:
-        return [
-            CategorySummary(c.id, c.title, c.description, c.entry_count, c.updated)
-            for c in store.categories()
-        ]
-
     for cid in sorted(wanted):
         put_feed(categories[cid])
     if wanted or all_missing or changed is None:
@@ -124,7 +117,7 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     # both indexes from one read of the counts (kept on the categories rows), the
     # two locks held together, in this order everywhere, so neither goes back in time
     with store.output_lock("index.html"), store.output_lock("index.opml"):
-        rows = summaries()
+        rows = store.categories()
         for name, render_index_file in (("index.html", render_index), ("index.opml", render_opml)):
             try:
                 data = render_index_file(rows, settings)

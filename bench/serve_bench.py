@@ -40,10 +40,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aggregator.config import Config, load_config  # noqa: E402
-from aggregator.model import Category, Entry  # noqa: E402
+from aggregator.model import Category, CategoryInfo, Entry  # noqa: E402
 from aggregator.write import (  # noqa: E402
     ALL_FEED,
-    CategorySummary,
     feed_meta,
     render_atom,
     render_index,
@@ -146,7 +145,7 @@ def write_feed_set(root: Path, feeds: int, entries: int, port: int) -> Config:
         empty = datetime(2000, 1, 1, tzinfo=UTC)
         data = render_atom(feed_meta(c, settings, empty), mine, by_id, settings)
         replace_with_gzip(settings.output_dir / f"{c.id}.atom", data)
-        rows.append(CategorySummary(c.id, c.title, c.description, len(mine), mine[0].updated))
+        rows.append(CategoryInfo(c.id, c.title, c.description, len(mine), mine[0].updated))
     everything.sort(key=lambda e: e.published, reverse=True)
     all_feed = render_atom(
         feed_meta(None, settings, datetime(2000, 1, 1, tzinfo=UTC)),

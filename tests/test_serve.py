@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 
 from aggregator.config import Config, load_config
-from aggregator.model import Category, Entry
+from aggregator.model import Category, CategoryInfo, Entry
 from aggregator.serve import ServerHandle
 from aggregator.serve.files import RECHECK_SECONDS, FileCache, accepts_gzip, file_name
 from aggregator.write import (
     ALL_FEED,
-    CategorySummary,
     feed_meta,
     render_atom,
     render_index,
@@ -108,7 +107,7 @@ def config_file(tmp_path: Path, listen: str = "127.0.0.1:0", **aggregator: str) 
     return path
 
 
-def write_site(config: Config, entries: tuple[Entry, ...] = ENTRIES) -> list[CategorySummary]:
+def write_site(config: Config, entries: tuple[Entry, ...] = ENTRIES) -> list[CategoryInfo]:
     """Every output, as ``write_outputs`` would write it; returns the index rows."""
     settings = config.aggregator
     out = settings.output_dir
@@ -126,7 +125,7 @@ def write_site(config: Config, entries: tuple[Entry, ...] = ENTRIES) -> list[Cat
         replace_with_gzip(out / f"{c.id}.json", render_json(snapshot, settings))
         replace_with_gzip(out / f"{c.id}.html", render_page(snapshot, settings, settings.formats))
         rows.append(
-            CategorySummary(
+            CategoryInfo(
                 c.id,
                 c.title,
                 c.description,
@@ -147,7 +146,7 @@ def write_site(config: Config, entries: tuple[Entry, ...] = ENTRIES) -> list[Cat
 class Site:
     config: Config
     out: Path
-    rows: list[CategorySummary]
+    rows: list[CategoryInfo]
 
 
 def make_site(tmp_path: Path, listen: str = "127.0.0.1:0") -> Site:

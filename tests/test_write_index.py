@@ -7,21 +7,22 @@ from datetime import UTC, datetime
 from lxml import etree, html
 
 from aggregator.config import AggregatorSettings
-from aggregator.write import CategorySummary, render_index, render_opml
+from aggregator.model import CategoryInfo
+from aggregator.write import render_index, render_opml
 
 SETTINGS = AggregatorSettings(
     base_url="https://feeds.example.org/news/", timezone="Asia/Shanghai", title="金融消息"
 )
 ROWS = [
-    CategorySummary(
+    CategoryInfo(
         "kejiribao",
         "科技日报新闻",
         "Science and Technology Daily",
         42,
         datetime(2022, 5, 25, 8, 53, 43, tzinfo=UTC),
     ),
-    CategorySummary("emnews", "东财滚动新闻", None, 0, None),
-    CategorySummary("evil", '<script>alert("x")</script> & "q"', "<b>desc</b>\x01", 1, None),
+    CategoryInfo("emnews", "东财滚动新闻", None, 0, None),
+    CategoryInfo("evil", '<script>alert("x")</script> & "q"', "<b>desc</b>\x01", 1, None),
 ]
 ATOM = "application/atom+xml"
 

@@ -12,12 +12,11 @@ prune.py       retention and tombstones
 """
 
 from aggregator.store.merge import Merged, merge_versions
-from aggregator.store.records import ApplyResult, CategoryInfo, Changes
+from aggregator.store.records import ApplyResult, Changes
 from aggregator.store.store import Store
 
 __all__ = [
     "ApplyResult",
-    "CategoryInfo",
     "Changes",
     "Merged",
     "Store",

@@ -16,11 +16,11 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, select, update
 
 from aggregator.errors import StoreError
-from aggregator.model import Category, CategoryNames
+from aggregator.model import Category, CategoryInfo, CategoryNames
 from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing, upsert
 from aggregator.store.engine import ITEMS_LOCK
-from aggregator.store.records import CategoryInfo, Changes
+from aggregator.store.records import Changes
 from aggregator.store.schema import categories, category_changes, meta
 
 

@@ -3,19 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CategoryInfo:
-    """A category as the writers list it."""
-
-    id: str
-    title: str
-    description: str | None
-    origin: str  #: "config" (declared) or "publisher" (found in items)
-    entry_count: int = 0
-    updated: datetime | None = None  #: newest ``updated`` of its entries
 
 
 @dataclass(frozen=True, slots=True)

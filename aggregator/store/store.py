@@ -21,6 +21,7 @@ from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
 from aggregator.model import (
     Category,
+    CategoryInfo,
     CategoryNames,
     DetailPage,
     Entry,
@@ -31,7 +32,7 @@ from aggregator.model import (
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
 from aggregator.store import feeds, items, pages, prune, sources
-from aggregator.store.records import ApplyResult, CategoryInfo, Changes
+from aggregator.store.records import ApplyResult, Changes
 
 
 @contextmanager

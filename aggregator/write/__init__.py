@@ -1,7 +1,7 @@
 """Output writers: pure renderers to bytes, kept apart from the file replacing.
 
 Entry… ──render_atom──▶ <category>.atom, all.atom   (atom.py)
-CategoryRow… ──render_opml / render_index──▶ index.opml, index.html   (index.py)
+CategoryInfo… ──render_opml / render_index──▶ index.opml, index.html   (index.py)
 bytes ──replace_file / replace_with_gzip──▶ disk, atomically, only on change   (files.py)
 """
 
@@ -14,13 +14,11 @@ from aggregator.write.atom import (
     render_atom,
 )
 from aggregator.write.files import gzip_bytes, replace_file, replace_with_gzip
-from aggregator.write.index import CategoryRow, CategorySummary, render_index, render_opml
+from aggregator.write.index import render_index, render_opml
 
 __all__ = [
     "ALL_FEED",
     "DEFAULT_LANG",
-    "CategoryRow",
-    "CategorySummary",
     "FeedMeta",
     "entry_id",
     "feed_meta",

@@ -7,45 +7,17 @@ same rows give the same bytes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from html import escape
-from typing import Protocol
 
 from lxml import etree
 
 from aggregator.config import AggregatorSettings
+from aggregator.model import CategoryInfo
 from aggregator.sanitize import strip_illegal_xml
 from aggregator.write.atom import ALL_FEED, ATOM_TYPE, in_zone, settings_lang
 
 
-class CategoryRow(Protocol):
-    """What a listing needs of a category; the store's CategoryInfo fits as it is."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def description(self) -> str | None: ...
-    @property
-    def entry_count(self) -> int: ...
-    @property
-    def updated(self) -> datetime | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CategorySummary:
-    """One row of the listings: a category and how much its feed holds."""
-
-    id: str  #: category id, the feed's file stem
-    title: str
-    description: str | None = None
-    entry_count: int = 0  #: entries the category holds (the feed shows at most entries_per_feed)
-    updated: datetime | None = None  #: newest entry's updated; None while empty
-
-
-def render_opml(categories: Sequence[CategoryRow], settings: AggregatorSettings) -> bytes:
+def render_opml(categories: Sequence[CategoryInfo], settings: AggregatorSettings) -> bytes:
     """OPML 2.0 subscription list: ``all.atom`` first, then one outline per category feed."""
     opml = etree.Element("opml", version="2.0")
     head = etree.SubElement(opml, "head")
@@ -80,7 +52,7 @@ def _e(text: str | None) -> str:
     return escape(strip_illegal_xml(text or ""), quote=True)
 
 
-def render_index(categories: Sequence[CategoryRow], settings: AggregatorSettings) -> bytes:
+def render_index(categories: Sequence[CategoryInfo], settings: AggregatorSettings) -> bytes:
     """A self-contained HTML page (no external assets) listing every feed, with autodiscovery.
 
     Links are relative: the page is served from base_url itself.
