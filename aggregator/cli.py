@@ -171,7 +171,13 @@ def serve(config_path: str | None) -> None:
 
 @main.command("check-config")
 @config_option
-def check_config(config_path: str | None) -> None:
+@click.option(
+    "--print",
+    "print_config",
+    is_flag=True,
+    help="print the effective config as TOML (defaults filled in, includes merged in)",
+)
+def check_config(config_path: str | None, print_config: bool) -> None:
     """Validate the config and every included file."""
     try:
         path = resolve_config_path(config_path)
@@ -181,7 +187,12 @@ def check_config(config_path: str | None) -> None:
             click.echo(str(problem))
         click.echo(f"{len(exc.problems)} problem(s) found", err=True)
         sys.exit(2)
-    click.echo(f"{path}: ok ({len(config.sources)} sources, {len(config.categories)} categories)")
+    summary = f"{path}: ok ({len(config.sources)} sources, {len(config.categories)} categories)"
+    if print_config:
+        from aggregator.config.dump import effective_toml
+
+        click.echo(effective_toml(config), nl=False)
+    click.echo(summary, err=print_config)  # stdout stays pure TOML under --print
 
 
 @main.command()

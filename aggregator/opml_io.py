@@ -11,7 +11,6 @@ this exporter writes, else the folder title as a slug), else ``imported``.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from lxml import etree
 from pydantic import ValidationError
 
 from aggregator.config import Config, SourceConfig, load_config
+from aggregator.config.dump import dumps_toml
 from aggregator.errors import ConfigError, ConfigProblem
 from aggregator.sanitize import strip_illegal_xml
 from aggregator.slug import slug
@@ -134,7 +134,9 @@ def plan_import(feeds: Sequence[OpmlFeed], config: Config, category: str | None)
             continue
         sid = _unique(_id_of(feed.title or "") or _host_slug(feed.url), taken)
         try:
-            SourceConfig.model_validate({"id": sid, "url": feed.url, "categories": [cid]})
+            SourceConfig.model_validate(
+                {"id": sid, "url": feed.url, "categories": [cid], "title": feed.title}
+            )
         except ValidationError as exc:
             reasons = (str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
             skipped.append((feed.url, "; ".join(reasons)))
@@ -177,27 +179,25 @@ def _host_slug(url: str) -> str:
     return _id_of(f"{parts.hostname or ''} {parts.path}")
 
 
-def _toml_string(value: str) -> str:
-    """A TOML basic string: JSON's escapes are a subset of TOML's."""
-    return json.dumps(value, ensure_ascii=False)
-
-
 def render_toml(plan: ImportPlan, origin: str) -> str:
-    """The entries to append to an included file: categories first, then sources."""
-    lines = [f"# imported from {' '.join(origin.split())} by aggregator import-opml", ""]
-    for cid, title in plan.categories:
-        lines += [f"[categories.{cid}]", f"title = {_toml_string(title)}", ""]
-    for s in plan.sources:
-        if s.title:
-            lines.append("# " + " ".join(s.title.split()))
-        lines += [
-            "[[sources]]",
-            f"id = {_toml_string(s.id)}",
-            f"url = {_toml_string(s.url)}",
-            f"categories = [{', '.join(_toml_string(c) for c in s.categories)}]",
-            "",
-        ]
-    return "\n".join(lines)
+    """The tables to append to an included file: categories first, then sources.
+
+    Written by the TOML library: a title with quotes, backslashes, newlines or
+    control characters (U+007F) is escaped as TOML wants it, so the file loads.
+    """
+    origin = "".join(c if c.isprintable() else " " for c in origin)
+    chunks = [f"# imported from {' '.join(origin.split())} by aggregator import-opml\n"]
+    if plan.categories:
+        chunks.append(dumps_toml({"categories": {c: {"title": t} for c, t in plan.categories}}))
+    sources = [
+        {"id": s.id, "url": s.url}
+        | ({"title": s.title} if s.title else {})
+        | {"categories": list(s.categories)}
+        for s in plan.sources
+    ]
+    if sources:
+        chunks.append(dumps_toml({"sources": sources}))
+    return "\n".join(chunks)
 
 
 def import_into(config_path: Path, output: Path, plan: ImportPlan, origin: str) -> Config:
@@ -268,12 +268,13 @@ def render_sources_opml(config: Config) -> bytes:
 
 def _outlines(parent: etree._Element, sources: Iterable[SourceConfig]) -> None:
     for s in sources:
+        name = _x(s.title or s.id)
         if s.type == "json":
             etree.SubElement(
-                parent, "outline", type="link", text=f"{s.id} (JSON API)", url=_x(s.url)
+                parent, "outline", type="link", text=f"{name} (JSON API)", url=_x(s.url)
             )
         else:
-            etree.SubElement(parent, "outline", type="rss", text=s.id, title=s.id, xmlUrl=_x(s.url))
+            etree.SubElement(parent, "outline", type="rss", text=name, title=name, xmlUrl=_x(s.url))
 
 
 def _x(text: str) -> str:

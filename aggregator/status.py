@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from aggregator.config import Config
 from aggregator.model import SourceHealth, SourceState
@@ -17,7 +18,7 @@ def _when(value: datetime | None, tz: ZoneInfo) -> str:
 
 
 def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[str, ...]]:
-    """One row per configured source: the columns of the contract, as text."""
+    """One row per configured source: the columns of the contract (and its title), as text."""
     tz = config.aggregator.tz
     rows: list[tuple[str, ...]] = []
     for source in config.sources:
@@ -34,6 +35,7 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[st
         rows.append(
             (
                 source.id,
+                source.title or "",
                 cats,
                 _when(state.last_poll_at, tz),
                 status,
@@ -53,11 +55,13 @@ def print_sources_table(config: Config, console: Console | None = None) -> None:
         states = {s.source_id: s for s in store.states()}
     finally:
         store.close()
-    table = Table(title=f"sources ({config.path})", expand=False)
-    for name in ("id", "categories", "last poll", "status", "error", "items", "next poll"):
+    # Text cells, never markup: a stored error or a title may hold "[/x]" (issue 13)
+    table = Table(title=Text(f"sources ({config.path})"), expand=False)
+    for name in ("id", "title", "categories", "last poll", "status", "error", "items", "next poll"):
         table.add_column(name, overflow="fold")
     for row in source_rows(config, states):
-        table.add_row(*row, style="red" if row[3] in ("failed", "disabled") else None)
+        failing = row[4] in ("failed", "disabled")
+        table.add_row(*(Text(cell) for cell in row), style="red" if failing else None)
     (console or Console(width=200 if not _tty() else None)).print(table)
 
 

@@ -11,6 +11,7 @@ import datetime
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +145,8 @@ def test_messages_in_toml_terms(tmp_path: Path, text: str, problem: str) -> None
             "4: rules[0].feild: unknown key; did you mean `field`?",
         ),
         (
-            "[aggregator]\nzzz = 1",
-            "2: aggregator.zzz: unknown key; known here: base_url, database, default_interval, "
-            "entries_per_feed, include, language, output_dir, retention, timezone, title, "
-            "websub_hub",
+            "[posts]\nzzz = 1",
+            "2: posts.zzz: unknown key; known here: archive_after, dir, site_url",
         ),
     ],
 )
@@ -347,3 +346,47 @@ def test_no_value_of_any_key_raises_anything_but_config_error(tmp_path: Path) ->
         except Exception as exc:  # the point of the test
             escaped.append((doc, exc))
     assert escaped == []
+
+
+def test_check_config_print_shows_the_effective_config_as_toml(tmp_path: Path) -> None:
+    """Defaults filled in, includes merged in; the printed TOML loads back to the same config."""
+    path = tmp_path / "aggregator.toml"
+    path.write_text(
+        '[aggregator]\ninclude = ["sources.d/*.toml"]\ndefault_interval = "10m"\n'
+        + GOOD
+        + 'title = "科技 \\"RSS\\" \\u007f"\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "sources.d").mkdir()
+    (tmp_path / "sources.d" / "json.toml").write_text(
+        '[[sources]]\nid = "api"\nurl = "http://127.0.0.1/api"\ncategories = []\n'
+        'category_from = "author"\ntype = "json"\ninterval = "90s"\n'
+        '[sources.json]\nitems = "list"\n[sources.json.detail]\n'
+        'url = "http://127.0.0.1/d/{infocode}"\ncontent = "text"\n',
+        encoding="utf-8",
+    )
+    out = check_config("-c", str(path), "--print")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stderr == f"{path}: ok (2 sources, 1 categories)\n"
+    printed = tomllib.loads(out.stdout)
+    assert printed["aggregator"]["output_dir"] == str(tmp_path / "public")
+    assert printed["aggregator"]["default_interval"] == "10m"
+    assert "include" not in printed["aggregator"]
+    assert printed["server"]["listen"] == "127.0.0.1:8080"
+    assert printed["limits"]["workers"] == 8 and printed["limits"]["fetch_deadline"] == "1m"
+    assert [(s["id"], s["interval"], s["enabled"]) for s in printed["sources"]] == [
+        ("s", "10m", True),
+        ("api", "90s", True),
+    ]
+    assert printed["sources"][0]["title"] == '科技 "RSS" \x7f'
+    assert printed["sources"][1]["json"]["detail"]["content"] == "text"
+    assert "[[sources]]\n" in out.stdout and "\n[sources.json.detail]\n" in out.stdout
+
+    again = tmp_path / "printed" / "aggregator.toml"
+    again.parent.mkdir()
+    again.write_text(out.stdout, encoding="utf-8")
+    skip = {"path": True, "rule_origins": True, "aggregator": {"include"}}
+    first, second = load_config(path), load_config(again)
+    assert second.model_dump(exclude=skip) == first.model_dump(exclude=skip) | {
+        "sources": tuple(s.model_dump() | {"interval": first.interval(s)} for s in first.sources)
+    }

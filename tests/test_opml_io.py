@@ -262,3 +262,62 @@ items = "nodeList"
     assert again == "".join(
         line for line in exported.stdout.splitlines(keepends=True) if 'type="link"' not in line
     )
+
+
+NASTY_TITLES = [
+    "DEL\x7fin the middle",
+    'say "hi"',
+    "back\\slash \\u0041 \\n",
+    "two\nlines",
+    "tab\there",
+    "'''triple''' and \"\"\"triple\"\"\"",
+    "# not a comment ] [[sources]]",
+    "[/x] markup",
+    "line\u2028separator \u00a0nbsp",
+    "科技日报 RSS",
+]
+
+
+def _xml_attr(text: str) -> str:
+    return "".join(c if c.isalnum() or c in " -_" else f"&#x{ord(c):X};" for c in text)
+
+
+def test_nasty_titles_round_trip_through_toml_and_opml(config: Path) -> None:
+    """Issue 13: a title with U+007F wrote TOML that did not load; now a TOML library writes it."""
+    outlines = "".join(
+        f'<outline text="{_xml_attr(t)}" xmlUrl="http://127.0.0.1/{n}.xml"/>'
+        for n, t in enumerate(NASTY_TITLES)
+    )
+    opml = config.parent / "nasty.opml"
+    opml.write_text(
+        f'<opml version="2.0"><body><outline text="{_xml_attr(NASTY_TITLES[0])}">'
+        f"{outlines}</outline></body></opml>",
+        encoding="utf-8",
+    )
+    out = cli("import-opml", str(opml), "-c", str(config))
+    assert out.returncode == 0, out.stderr
+    loaded = load_config(config)
+    imported = [s for s in loaded.sources if s.id != "kjrb"]
+    assert [s.title for s in imported] == NASTY_TITLES
+    assert [c.title for c in loaded.categories.values()][-1] == NASTY_TITLES[0]
+    assert cli("check-config", "-c", str(config)).returncode == 0
+
+    # a second import appends to the same file, which still loads
+    opml.write_text(
+        '<opml version="2.0"><body>'
+        f'<outline text="{_xml_attr(NASTY_TITLES[1])}" xmlUrl="http://127.0.0.1/more.xml"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    assert cli("import-opml", str(opml), "-c", str(config)).returncode == 0
+    assert load_config(config).sources[-1].title == NASTY_TITLES[1]
+
+    # export-opml names each outline by its title
+    exported = cli("export-opml", "-c", str(config))
+    assert exported.returncode == 0, exported.stderr
+    root = etree.fromstring(exported.stdout.encode())
+    by_url = {o.get("xmlUrl"): o for o in root.iter("outline") if o.get("xmlUrl")}
+    for n, title in enumerate(NASTY_TITLES):
+        assert by_url[f"http://127.0.0.1/{n}.xml"].get("text") == title
+        assert by_url[f"http://127.0.0.1/{n}.xml"].get("title") == title
+    assert by_url["https://example.org/kjrb-main.xml"].get("text") == "kjrb"  # no title: the id

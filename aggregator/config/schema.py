@@ -42,6 +42,8 @@ def parse_duration(value: Any) -> timedelta:
         m = _DURATION.match(value)
         if m:
             seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is not None and seconds < 0:
+        raise ValueError("must not be negative")
     if seconds is not None:
         if seconds > _LONGEST:  # timedelta overflows past 999999999 days
             raise ValueError(f"must be at most {_LONGEST // 86400}d")
@@ -50,6 +52,15 @@ def parse_duration(value: Any) -> timedelta:
     raise ValueError(
         f'must be a duration like "15m" (a whole number, then s, m, h or d), not {written}'
     )
+
+
+def format_duration(value: timedelta) -> str:
+    """The shortest way ``parse_duration`` reads back: 900 s -> ``"15m"``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _at_least_one_second(value: timedelta) -> timedelta:
