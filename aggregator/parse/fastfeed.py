@@ -249,7 +249,7 @@ class _Reader:
             else {"title", "link", "description", "name"}
         )
         for child in el:
-            if isinstance(child.tag, str) and (_fp_name(child) not in allowed or len(child)):
+            if isinstance(child.tag, str) and (_fp_name(child) not in allowed or _holds(child)):
                 raise _Unsure(f"{name} holds {_fp_name(child)}")
         # its children go to the image/textinput context, never to the feed
         self.children_ignored(el, depth)
@@ -411,7 +411,7 @@ class _Reader:
             if not isinstance(child.tag, str):
                 continue
             name = _fp_name(child)
-            if len(child) or name not in ("name", "email", "uri", "url", "homepage"):
+            if _holds(child) or name not in ("name", "email", "uri", "url", "homepage"):
                 raise _Unsure(f"author holds {name}")
             if name in ("name", "email"):
                 shim._save_author(name, _text(child).strip())
@@ -451,6 +451,11 @@ def _text(el: etree._Element) -> str:
             raise _Unsure("markup inside a text element")
         pieces.append(child.tail or "")
     return "".join(pieces)
+
+
+def _holds(el: etree._Element) -> bool:
+    """Whether an element has element children (comments and PIs are not markup)."""
+    return any(isinstance(child.tag, str) for child in el)
 
 
 def _fp_name(el: etree._Element) -> str:

@@ -163,14 +163,15 @@ def parse_document(
 
     Zone names no date rule knows are warnings (read as no zone).
     """
+    args = (body, content_type, base, language, tz, infocode_pattern, max_items)
     with unknown_zone_names() as unknown:
-        parsed = _fast_else_feedparser(
-            body, content_type, base, language, tz, infocode_pattern, max_items
-        )
+        parsed = parse_fast(*args) if len(body) <= FAST_MAX_BYTES else None
+        if parsed is None:
+            parsed = parse_feedparser(*args)
     return _with_warnings(parsed, (), unknown_zone_warnings(unknown, tz))
 
 
-def _fast_else_feedparser(
+def parse_feedparser(
     body: bytes,
     content_type: str | None,
     base: str,
@@ -179,10 +180,10 @@ def _fast_else_feedparser(
     infocode_pattern: str | None,
     max_items: int,
 ) -> ParsedFeed:
-    if len(body) <= FAST_MAX_BYTES:
-        fast = parse_fast(body, content_type, base, language, tz, infocode_pattern, max_items)
-        if fast is not None:
-            return fast
+    """The feedparser path (and JSON Feed) on its own: what ``parse_fast`` must equal.
+
+    ``parse_document`` takes it where the fast path is unsure; tests force it.
+    """
     decoded = decode_body(body, content_type)
     text = decoded.text
     if not text.strip(" \t\r\n\x00\ufeff"):
