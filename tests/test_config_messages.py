@@ -218,6 +218,14 @@ interval = "often"
     ]
 
 
+def test_a_reserved_category_id_is_a_problem_where_it_is_used(tmp_path: Path) -> None:
+    found = problems_in(tmp_path, GOOD.replace('["news"]', '["news", "all"]'))
+    assert found == [
+        "7: sources[0].categories: category 'all' is reserved for the outputs "
+        "(all, health, index, status)"
+    ]
+
+
 def test_a_category_declared_with_a_problem_still_counts_as_declared(tmp_path: Path) -> None:
     found = problems_in(tmp_path, GOOD.replace('title = "News"', "title = 3"))
     assert found == ["2: categories.news.title: must be a string"]

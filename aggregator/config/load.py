@@ -301,10 +301,16 @@ def _cross_check(
             seen[sid] = entry
         cids = raw.get("categories")
         for cid in cids if isinstance(cids, list) else ():
-            if isinstance(cid, str) and cid not in categories and not category_id_problem(cid):
-                problems.append(
-                    entry.file.problem(f"{entry.key}.categories", _undeclared(cid, categories))
-                )
+            if not isinstance(cid, str) or cid in categories:
+                continue
+            if cid in RESERVED_CATEGORY_IDS:
+                reserved = ", ".join(sorted(RESERVED_CATEGORY_IDS))
+                message = f"category {cid!r} is reserved for the outputs ({reserved})"
+            elif category_id_problem(cid):
+                continue  # a malformed id: the schema has said so
+            else:
+                message = _undeclared(cid, categories)
+            problems.append(entry.file.problem(f"{entry.key}.categories", message))
 
 
 def _undeclared(cid: str, categories: dict[str, Any]) -> str:
