@@ -18,12 +18,12 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from aggregator.config import SourceConfig
 from aggregator.config.schema import RESERVED_CATEGORY_IDS
 from aggregator.digest import fields_digest
-from aggregator.model import Category, CategoryNames, Item, ParsedFeed, ParsedItem
+from aggregator.model import Category, CategoryNames, Item, ItemSource, ParsedFeed, ParsedItem
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
 from aggregator.slug import slug
@@ -41,12 +41,15 @@ _PLAIN_QUERY = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class Deduped:
-    """The items of one document, keyed, plus what was skipped and why."""
+    """One document after dedupe: its items keyed, what was skipped and why, and what the
+    later stages read of the document itself (so the parsed feed never travels on)."""
 
     items: tuple[Item, ...]
     categories: tuple[Category, ...]  #: publisher categories these items file under
-    warnings: tuple[str, ...]
+    warnings: tuple[str, ...]  #: the parser's and dedupe's
     skipped: int
+    ttl: timedelta | None = None  #: the document's RSS <ttl>, a floor on the poll interval
+    lenient: bool = False  #: read past an XML error: stored items are kept as they are
 
 
 def publisher_category(name: str | None, known: CategoryNames | None = None) -> Category | None:
@@ -130,7 +133,7 @@ def title_from_text(item: ParsedItem) -> str | None:
 
 
 def dedupe_feed(
-    source: SourceConfig, feed: ParsedFeed, known: CategoryNames | None = None
+    source: ItemSource, feed: ParsedFeed, known: CategoryNames | None = None
 ) -> Deduped:
     """Key every item of one document and drop what must not be written.
 
@@ -179,7 +182,14 @@ def dedupe_feed(
             key = f"{key}#{n}"
         seen[key] = digest
         items.append(to_item(source, parsed, key=key, title=title, categories=cats, digest=digest))
-    return Deduped(tuple(items), tuple(publishers.values()), tuple(warnings), skipped)
+    return Deduped(
+        tuple(items),
+        tuple(publishers.values()),
+        tuple(warnings),
+        skipped,
+        ttl=feed.ttl,
+        lenient=feed.lenient,
+    )
 
 
 def _with(known: CategoryNames | None, category: Category) -> CategoryNames:
@@ -187,19 +197,8 @@ def _with(known: CategoryNames | None, category: Category) -> CategoryNames:
     return CategoryNames({**known.by_title, category.title: category.id}, known.ids | {category.id})
 
 
-def dedupe_document(
-    source: SourceConfig, feed: ParsedFeed, known: CategoryNames | None = None
-) -> tuple[ParsedFeed, Deduped]:
-    """``dedupe_feed``, and the feed without its items (the keyed Items carry them).
-
-    For ``parse_feed_then``: what crosses back from a parse child is only what
-    the later stages read.
-    """
-    return replace(feed, items=()), dedupe_feed(source, feed, known)
-
-
 def to_item(
-    source: SourceConfig,
+    source: ItemSource,
     parsed: ParsedItem,
     *,
     key: str,

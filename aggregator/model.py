@@ -14,9 +14,34 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 #: stem of the feed over every category (``all.atom``), beside one ``<category id>.atom`` each
 ALL_FEED = "all"
+
+
+class ConfiguredSource(Protocol):
+    """What the store keeps of a configured source (config's ``SourceConfig`` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def url(self) -> str: ...  #: as configured; the store keeps the redirected one apart
+    @property
+    def enabled(self) -> bool: ...
+
+
+class ItemSource(Protocol):
+    """What dedupe reads of the source its items came from (``SourceConfig`` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def priority(self) -> int: ...  #: where sources disagree on an item, the higher wins
+    @property
+    def categories(self) -> tuple[str, ...]: ...  #: declared category ids
+    @property
+    def category_from(self) -> str | None: ...  #: "author": also file under the publisher
 
 
 class PollStatus(StrEnum):

@@ -41,7 +41,6 @@ from aggregator.model import (
     FetchJob,
     Item,
     NotModified,
-    ParsedFeed,
     PollStatus,
     SourceState,
     UpdateResult,
@@ -102,8 +101,8 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             return UpdateResult(
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
-        feed, deduped = _parse_and_dedupe(ctx, source, outcome)
-        decisions = _decide(ctx, source, deduped, feed.lenient)
+        deduped = _parse_and_dedupe(ctx, source, outcome)
+        decisions = _decide(ctx, source, deduped)
         warnings = [*deduped.warnings, *decisions.warnings]
         items, pages = _fetch_details(ctx, source, decisions, warnings)
         if deduped.categories:
@@ -118,7 +117,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             state,
             now,
             outcome,
-            ttl=feed.ttl,
+            ttl=deduped.ttl,
             interval=interval,
             keep_validators=not pending,
         )
@@ -177,16 +176,11 @@ def _once_per_source(source_id: str, warnings: list[str]) -> list[str]:
     return kept
 
 
-def _parse_and_dedupe(
-    ctx: UpdateContext, source: SourceConfig, fetched: Fetched
-) -> tuple[ParsedFeed, Deduped]:
-    """Parse, then dedupe; a large feed does both in a parse child (``parse_feed_then``).
-
-    The feed comes back without its items: the deduped Items carry them.
-    """
+def _parse_and_dedupe(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> Deduped:
+    """Parse, then dedupe; a large feed does both in a parse child (``parse_feed_then``)."""
     # imported here: a poll where every source answers 304 never loads the parsers,
     # nh3 or pypinyin
-    from aggregator.dedupe import dedupe_document
+    from aggregator.dedupe import dedupe_feed
     from aggregator.parse import parse_feed_then, parse_json_api_then
 
     cfg = ctx.config
@@ -201,20 +195,20 @@ def _parse_and_dedupe(
             tz=source_tz(cfg, source),
             max_items=cfg.limits.max_items_per_fetch,
         )
-        return dedupe_document(source, page, known)
+        return dedupe_feed(source, page, known)
     if source.type == "json":
         assert source.json_ is not None
         return parse_json_api_then(
             fetched,
             source.json_,
-            partial(dedupe_document, source, known=known),
+            partial(dedupe_feed, source, known=known),
             tz=source_tz(ctx.config, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
         )
     return parse_feed_then(
         fetched,
-        partial(dedupe_document, source, known=known),
+        partial(dedupe_feed, source, known=known),
         tz=source_tz(ctx.config, source),
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,
@@ -222,7 +216,7 @@ def _parse_and_dedupe(
     )
 
 
-def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient: bool) -> Decisions:
+def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped) -> Decisions:
     """The decider's answer for this document, against the versions the store holds."""
     from aggregator.fulltext import with_pages  # lxml and cssselect: only when polls store
 
@@ -233,7 +227,7 @@ def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped, lenient:
         known,
         details=bool(source.json_ and source.json_.detail) or source.fulltext is not None,
         budget=ctx.config.limits.max_details_per_poll,
-        lenient=lenient,
+        lenient=deduped.lenient,
     )
 
 

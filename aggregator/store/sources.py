@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select, update
 
-from aggregator.config import SourceConfig
-from aggregator.model import PollStatus, SourceState
+from aggregator.model import ConfiguredSource, PollStatus, SourceState
 from aggregator.store.bulk import chunks, insert_missing, upsert_statement
 from aggregator.store.schema import item_versions, sources
 
@@ -47,7 +46,7 @@ def to_state(row: Row[Any]) -> SourceState:
     )
 
 
-def sync_sources(conn: Connection, configured: Sequence[SourceConfig], now: datetime) -> None:
+def sync_sources(conn: Connection, configured: Sequence[ConfiguredSource], now: datetime) -> None:
     """New sources get a row, due now; known ones take the config's URL and enabled flag.
 
     A changed configured URL forgets the redirect learned for the old one.

@@ -17,12 +17,12 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from aggregator import metrics
-from aggregator.config import SourceConfig
 from aggregator.errors import StoreError
 from aggregator.model import (
     Category,
     CategoryInfo,
     CategoryNames,
+    ConfiguredSource,
     DetailPage,
     Entry,
     Item,
@@ -97,7 +97,7 @@ class Store:
     # sources and categories --------------------------------------------------
 
     def sync_config(
-        self, sources_: Sequence[SourceConfig], categories: Sequence[Category], now: datetime
+        self, sources_: Sequence[ConfiguredSource], categories: Sequence[Category], now: datetime
     ) -> None:
         """New sources get a state row due ``now``; known sources keep their state."""
         with self._write("saving the configured sources") as conn:
