@@ -65,10 +65,9 @@ DOCUMENTS = documents()
 
 
 def both(body: bytes, url: str = URL) -> tuple[Any, Any]:
-    args = (body, None, url, None, TZ, None, 1000)
-    fast = parse_fast(*args)
+    fast = parse_fast(body, None, url, TZ, None, 1000)
     try:
-        slow: Any = parse_feedparser(*args)
+        slow: Any = parse_feedparser(body, None, url, None, TZ, None, 1000)
     except Exception as exc:  # noqa: BLE001 - compared by type below
         slow = type(exc)
     return fast, slow

@@ -42,7 +42,8 @@ from aggregator.parse.xmlsafe import make_safe
 log = logging.getLogger("aggregator.parse")
 
 try:  # fastfeed replays feedparser 6.0's private tables (pinned in pyproject.toml)
-    from aggregator.parse.fastfeed import parsed_dates, read_fast
+    from aggregator.parse.fastfeed import read_fast
+    from aggregator.parse.fprules import parsed_dates
 except (ImportError, AttributeError) as exc:  # another feedparser: its public parse() only
     log.warning("fast feed path off, every feed goes through feedparser.parse: %s", exc)
     read_fast = None  # type: ignore[assignment]
@@ -127,13 +128,11 @@ def parse_fast(
     body: bytes,
     content_type: str | None,
     base: str,
-    language: str | None,
     tz: ZoneInfo,
     infocode_pattern: str | None,
     max_items: int,
 ) -> ParsedFeed | None:
     """The lxml fast path; None when the body needs feedparser (or raises an error)."""
-    del language  # only feedparser's xml:lang bookkeeping reads it
     if read_fast is None:
         return None
     decoded = decode_body(body, content_type)
@@ -163,11 +162,14 @@ def parse_document(
 
     Zone names no date rule knows are warnings (read as no zone).
     """
-    args = (body, content_type, base, language, tz, infocode_pattern, max_items)
     with unknown_zone_names() as unknown:
-        parsed = parse_fast(*args) if len(body) <= FAST_MAX_BYTES else None
+        parsed = None
+        if len(body) <= FAST_MAX_BYTES:
+            parsed = parse_fast(body, content_type, base, tz, infocode_pattern, max_items)
         if parsed is None:
-            parsed = parse_feedparser(*args)
+            parsed = parse_feedparser(
+                body, content_type, base, language, tz, infocode_pattern, max_items
+            )
     return _with_warnings(parsed, (), unknown_zone_warnings(unknown, tz))
 
 
