@@ -218,6 +218,16 @@ interval = "often"
     ]
 
 
+def test_a_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "aggregator.toml"
+    path.write_bytes('[categories.news]\ntitle = "新闻"\n'.encode("gb18030"))
+    out = check_config("-c", str(path))
+    assert (out.returncode, out.stdout) == (
+        2,
+        f"{path}:2: not UTF-8 text (byte 0xd0); save the file as UTF-8\n",
+    )
+
+
 def test_a_reserved_category_id_is_a_problem_where_it_is_used(tmp_path: Path) -> None:
     found = problems_in(tmp_path, GOOD.replace('["news"]', '["news", "all"]'))
     assert found == [

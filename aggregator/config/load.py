@@ -169,7 +169,10 @@ def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | No
     except FileNotFoundError:
         problems.append(ConfigProblem(str(path), None, "", "file not found"))
     except UnicodeDecodeError as exc:
-        problems.append(ConfigProblem(str(path), None, "", f"not UTF-8: {exc}"))
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        at = exc.object[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text (byte 0x{bad}); save the file as UTF-8"
+        problems.append(ConfigProblem(str(path), at, "", message))
     except tomllib.TOMLDecodeError as exc:
         line = re.search(r"line (\d+)", str(exc))
         problems.append(
