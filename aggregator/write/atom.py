@@ -26,7 +26,7 @@ from aggregator.sanitize import strip_illegal_xml
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_TYPE = "application/atom+xml"
-#: xml:lang when the settings name no language (the sources are Chinese news)
+#: xml:lang of a FeedMeta made without one; also the config's default ``language``
 DEFAULT_LANG = "zh-CN"
 #: reads feedgen's own head back (our bytes: no entity or network access needed)
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
@@ -51,11 +51,6 @@ class FeedMeta:
         return f"{self.name}.atom"
 
 
-def settings_lang(settings: AggregatorSettings) -> str:
-    """The configured language; AggregatorSettings has no such key yet, hence the fallback."""
-    return str(getattr(settings, "language", None) or DEFAULT_LANG)
-
-
 def feed_meta(
     category: Category | None, settings: AggregatorSettings, updated: datetime
 ) -> FeedMeta:
@@ -70,7 +65,7 @@ def feed_meta(
         subtitle=category.description if category else None,
         hub_url=settings.websub_hub,
         author=settings.title,
-        lang=settings_lang(settings),
+        lang=settings.language,
     )
 
 

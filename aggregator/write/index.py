@@ -14,7 +14,7 @@ from lxml import etree
 from aggregator.config import AggregatorSettings
 from aggregator.model import CategoryInfo
 from aggregator.sanitize import strip_illegal_xml
-from aggregator.write.atom import ALL_FEED, ATOM_TYPE, in_zone, settings_lang
+from aggregator.write.atom import ALL_FEED, ATOM_TYPE, in_zone
 
 
 def render_opml(categories: Sequence[CategoryInfo], settings: AggregatorSettings) -> bytes:
@@ -85,7 +85,7 @@ def render_index(categories: Sequence[CategoryInfo], settings: AggregatorSetting
         )
     lines = [
         "<!DOCTYPE html>",
-        f'<html lang="{_e(settings_lang(settings))}">',
+        f'<html lang="{_e(settings.language)}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',

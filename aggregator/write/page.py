@@ -17,7 +17,7 @@ from html import escape
 
 from aggregator.config import AggregatorSettings
 from aggregator.sanitize import strip_illegal_xml
-from aggregator.write.atom import in_zone, settings_lang
+from aggregator.write.atom import in_zone
 from aggregator.write.snapshot import Snapshot
 
 #: content type of each feed format, for autodiscovery links and the HTTP server
@@ -69,7 +69,7 @@ def head(title: str, settings: AggregatorSettings, links: Sequence[str]) -> list
     """The page's opening, through ``<body>``."""
     return [
         "<!DOCTYPE html>",
-        f'<html lang="{e(settings_lang(settings))}">',
+        f'<html lang="{e(settings.language)}">',
         "<head>",
         '<meta charset="utf-8">',
         f'<meta http-equiv="Content-Security-Policy" content="{csp()}">',
