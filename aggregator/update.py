@@ -186,16 +186,17 @@ def _parse_and_dedupe(ctx: UpdateContext, source: SourceConfig, fetched: Fetched
     cfg = ctx.config
     known = ctx.store.category_names() if source.category_from else None
     if source.type == "html":
-        from aggregator.parse.htmlpage import parse_html_page
+        from aggregator.parse.htmlpage import parse_html_page_then
 
         assert source.html is not None
-        page = parse_html_page(
+        return parse_html_page_then(
             fetched,
             source.html,
+            partial(dedupe_feed, source, known=known),
             tz=source_tz(cfg, source),
             max_items=cfg.limits.max_items_per_fetch,
+            timeout=cfg.limits.parse_timeout.total_seconds(),
         )
-        return dedupe_feed(source, page, known)
     if source.type == "json":
         assert source.json_ is not None
         return parse_json_api_then(

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -101,6 +102,20 @@ def test_a_large_json_list_is_parsed_in_the_budgeted_child() -> None:
     assert [i.infocode for i in parsed.items[:3]] == [
         i.infocode for i in parse_json_api(_fetched(small), _mapping(), tz=TZ).items
     ]
+
+
+def test_a_large_html_page_is_read_in_the_budgeted_child() -> None:
+    from aggregator.config import HtmlMapping
+    from aggregator.parse.htmlpage import parse_html_page, parse_html_page_then
+
+    rows = "".join(f'<li><a href="/n/{i}.html">标题 {i}</a></li>' for i in range(600))
+    body = f'<meta charset="utf-8"><ul class="list">{rows}</ul>'.encode()
+    assert len(body) > INLINE_MAX_BYTES
+    mapping = HtmlMapping(items="ul.list li", title="a", link="a@href")
+    page = replace(_fetched(body), headers={"content-type": "text/html; charset=utf-8"})
+    pid, count = parse_html_page_then(page, mapping, _pid_and_count, tz=TZ)
+    assert pid != os.getpid() and count == 600
+    assert parse_html_page(page, mapping, tz=TZ).items[599].title == "标题 599"
 
 
 def test_a_large_jsonp_freeze_fails_in_the_child() -> None:

@@ -9,14 +9,19 @@ dates are read like any other date of the source, infoCodes as in JSON sources.
 A page where ``items`` or every item's ``title`` matches nothing raises
 ``EmptyFeed`` naming the selector: the site changed its layout, and the admin
 must hear of it before the feed quietly dries up.
+
+A page over ``INLINE_MAX_BYTES`` is read in a parse child under the time and
+memory budget, as feeds are: an admin's selector (``a ~ b`` walks every later
+sibling) on a hostile page need not be linear (issue 13).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import lxml.html
 from lxml import etree
@@ -25,6 +30,7 @@ from lxml.cssselect import CSSSelector
 from aggregator.errors import EmptyFeed, NotAFeed
 from aggregator.extract import compile_selector, parse_page
 from aggregator.model import Fetched, ParsedFeed, ParsedItem
+from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
 from aggregator.parse.dates import parse_date
 from aggregator.parse.encoding import decode_body
 from aggregator.parse.infocode import find_infocode, normalize_infocode
@@ -33,6 +39,8 @@ from aggregator.parse.text import collapse
 
 if TYPE_CHECKING:  # only its attributes are read; importing config pulls in pydantic
     from aggregator.config import HtmlMapping
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,31 @@ def split_pick(spec: str) -> Pick:
     elif not attribute:
         raise ValueError("empty selector")
     return Pick(selector, attribute or None)
+
+
+def parse_html_page_then(
+    fetched: Fetched,
+    mapping: HtmlMapping,
+    then: Callable[[ParsedFeed], T],
+    *,
+    tz: tzinfo,
+    max_items: int = 1000,
+    timeout: float = 20.0,
+) -> T:
+    """``then(parse_html_page(...))``, in a parse child under the budget for a large page."""
+    if len(fetched.body) <= INLINE_MAX_BYTES:
+        return then(parse_html_page(fetched, mapping, tz=tz, max_items=max_items))
+    return run_with_budget(_parse_then, then, fetched, mapping, tz, max_items, timeout=timeout)
+
+
+def _parse_then(
+    then: Callable[[ParsedFeed], T],
+    fetched: Fetched,
+    mapping: HtmlMapping,
+    tz: tzinfo,
+    max_items: int,
+) -> T:
+    return then(parse_html_page(fetched, mapping, tz=tz, max_items=max_items))
 
 
 def parse_html_page(
