@@ -124,7 +124,7 @@ def format_result(result: object) -> str:
         return f"{result.source_id} unchanged"
     text = (
         f"{result.source_id} ok new={result.new} updated={result.updated} "
-        f"unchanged={result.unchanged} skipped={result.skipped}"
+        f"unchanged={result.unchanged} skipped={result.skipped} dropped={result.dropped}"
     )
     if result.warnings:
         text += f" warnings={len(result.warnings)}"
@@ -137,7 +137,7 @@ def build(config_path: str | None) -> None:
     """Rewrite every output from the store; polls nothing."""
     from aggregator import metrics
     from aggregator.outputs import write_outputs
-    from aggregator.poll import open_store
+    from aggregator.poll import open_store, reapply_rules
 
     metrics.disable()  # one-shot: nothing scrapes it
 
@@ -146,6 +146,7 @@ def build(config_path: str | None) -> None:
     try:
         store = open_store(config)
         try:
+            reapply_rules(config, store)
             written = write_outputs(config, store, None)
         finally:
             store.close()

@@ -24,6 +24,7 @@ from aggregator.decide import Change, Detail, ItemDecision
 from aggregator.errors import AggregatorError
 from aggregator.extract import FulltextRule, extract_article, parse_rule
 from aggregator.model import DetailPage, FetchJob, Item, NotModified
+from aggregator.rules import NO_RULES, RuleSet
 
 if TYPE_CHECKING:
     from aggregator.fetch import Fetcher
@@ -143,7 +144,13 @@ class Refetched:
     changed_categories: frozenset[str]
 
 
-def refetch(fetcher: Fetcher, store: Store, source: SourceConfig, now: datetime) -> Refetched:
+def refetch(
+    fetcher: Fetcher,
+    store: Store,
+    source: SourceConfig,
+    now: datetime,
+    rules: RuleSet = NO_RULES,
+) -> Refetched:
     """Every stored item of ``source`` read again from its page, unconditionally, once."""
     stored = [i for i in store.versions_of(source.id) if i.link]
     decisions = [
@@ -159,7 +166,7 @@ def refetch(fetcher: Fetcher, store: Store, source: SourceConfig, now: datetime)
     warnings: list[str] = []
     done = complete(fetcher, store, source, decisions, warnings, conditional=False)
     extracted = [item for item in done.items if not item.detail_pending]
-    applied = store.apply_items(source.id, extracted, now, force=True)
+    applied = store.apply_items(source.id, extracted, now, rules, force=True)
     store.save_detail_pages(source.id, done.pages, now)
     return Refetched(
         source.id,

@@ -277,6 +277,7 @@ class UpdateResult:
     updated: int = 0
     unchanged: int = 0
     skipped: int = 0
+    dropped: int = 0  #: new or changed items the rules dropped (not counted in new/updated)
     error_kind: str | None = None
     error_message: str | None = None
     warnings: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher
 from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
+from aggregator.rules import RuleSet, config_rules
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
 
@@ -54,6 +55,25 @@ def open_store(config: Config) -> Store:
         utcnow(),
     )
     return store
+
+
+def reapply_rules(config: Config, store: Store) -> RuleSet:
+    """The config's rules, compiled and re-applied to the stored items if they changed.
+
+    The categories whose feeds change are stamped in the store (its change counter),
+    so the write that follows picks them up like any poll's changes.
+    """
+    rules = config_rules(config)
+    done = store.reapply_rules(rules, utcnow())
+    if not done.current:
+        log.info(
+            "rules re-applied items=%d changed=%d dropped=%d restored=%d",
+            done.evaluated,
+            done.changed,
+            done.dropped,
+            done.restored,
+        )
+    return rules
 
 
 def pollable(
@@ -165,13 +185,15 @@ def log_result(r: UpdateResult) -> None:
     level = logging.WARNING if r.status == PollStatus.FAILED else logging.INFO
     log.log(
         level,
-        "poll source=%s status=%s new=%d updated=%d unchanged=%d skipped=%d duration=%.3f%s",
+        "poll source=%s status=%s new=%d updated=%d unchanged=%d skipped=%d dropped=%d "
+        "duration=%.3f%s",
         r.source_id,
         r.status.value,
         r.new,
         r.updated,
         r.unchanged,
         r.skipped,
+        r.dropped,
         r.duration,
         f" error={r.error_kind} message={r.error_message!r}" if r.error_kind else "",
     )
@@ -192,9 +214,10 @@ def poll_once(
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(config.limits)
     try:
+        rules = reapply_rules(config, store)
         states = {s.source_id: s for s in store.states()}
         sources = pollable(config, states, ids)
-        ctx = UpdateContext(config, store, fetcher, utcnow, random.Random())
+        ctx = UpdateContext(config, store, fetcher, utcnow, random.Random(), rules=rules)
         if progress and sources:
             from rich.progress import Progress
 
@@ -234,7 +257,7 @@ def refetch_once(
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(config.limits)
     try:
-        done = refetch(fetcher, store, source, utcnow())
+        done = refetch(fetcher, store, source, utcnow(), reapply_rules(config, store))
         counter, unwritten = _unwritten(config, store)
         if unwritten is None or unwritten or done.changed_categories:
             changed = None if unwritten is None else unwritten | done.changed_categories

@@ -29,7 +29,7 @@ import re2
 import regex
 
 if TYPE_CHECKING:
-    from aggregator.config.schema import RuleConfig
+    from aggregator.config.schema import Config, RuleConfig
 
 log = logging.getLogger("aggregator.rules")
 
@@ -265,6 +265,11 @@ def compile_rules(configs: Sequence[RuleConfig], origins: Sequence[str] = ()) ->
 
 
 NO_RULES = RuleSet((), rules_digest(()))
+
+
+def config_rules(config: Config) -> RuleSet:
+    """The config's rules, compiled; no rules compile nothing (and import no engine)."""
+    return compile_rules(config.rules, config.rule_origins) if config.rules else NO_RULES
 
 
 @dataclass(slots=True)

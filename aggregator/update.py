@@ -45,6 +45,7 @@ from aggregator.model import (
     SourceState,
     UpdateResult,
 )
+from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class UpdateContext:
     #: takes each poll's new state instead of saving it at once (``poll_sources`` saves
     #: them in batches); called only after the poll's items are committed
     state_sink: Callable[[SourceState], None] | None = None
+    rules: RuleSet = NO_RULES  #: run on the merged items as they are stored
 
 
 def save_state(ctx: UpdateContext, state: SourceState) -> None:
@@ -107,7 +109,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         items, pages = _fetch_details(ctx, source, decisions, warnings)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
-        applied = ctx.store.apply_items(source.id, items, now)
+        applied = ctx.store.apply_items(source.id, items, now, ctx.rules)
         ctx.store.save_detail_pages(source.id, pages, now)
         # bodies still to ask for: no validators, or a 304 would hide the items next time
         pending = any(item.detail_pending for item in items)
@@ -137,6 +139,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             updated=applied.updated,
             unchanged=decisions.unchanged + applied.unchanged,
             skipped=deduped.skipped,
+            dropped=applied.dropped,
             warnings=tuple(warnings),
             changed_categories=frozenset(applied.changed_categories),
             duration=time.monotonic() - started,

@@ -69,7 +69,7 @@ def test_journal_lines_have_priority_and_no_timestamp(
     ok = [line for line in lines if "source=good" in line]
     assert len(ok) == 1 and re.fullmatch(
         r"<6>aggregator\.poll: poll source=good status=ok new=1 updated=0 unchanged=0 "
-        r"skipped=0 duration=\d+\.\d{3}",
+        r"skipped=0 dropped=0 duration=\d+\.\d{3}",
         ok[0],
     ), ok
     failed = [line for line in lines if "source=broken" in line]

@@ -32,7 +32,12 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
     if limit is not None and limit <= 0:
         return []
     if category is None:
-        stmt = select(*_COLUMNS).order_by(items.c.published.desc(), items.c.key)
+        # a dropped item is filed nowhere; only all.atom has to leave it out by itself
+        stmt = (
+            select(*_COLUMNS)
+            .where(items.c.dropped.is_(False))
+            .order_by(items.c.published.desc(), items.c.key)
+        )
     else:
         ic = item_categories.c
         stmt = (

@@ -6,8 +6,13 @@
       3. same     -> last_seen only; the merged item is not touched
       4. new key  -> merged row from this one version, inserted directly
       5. the rest -> version written, its merged item re-merged from ALL versions
-      6. a merged item whose hash changed gets a new ``updated``; its old and
+      6. the rules (rules.py) run on each merged item: dropped, filed, retitled
+      7. a merged item whose hash changed gets a new ``updated``; its old and
          new categories get a bumped change counter
+
+The versions are stored as the sources gave them; only the merged row holds
+what the rules made of it, so a rule change is re-applied from what is
+stored (rulings.py), never by a refetch.
 
 Every step is one statement per batch (chunked IN lists, executemany), not a
 round trip per item; the statements are built once, here, not per call.
@@ -18,12 +23,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import replace as replaced
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, select, update
 
 from aggregator.model import Item, KnownVersion
+from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import Inserts, chunks
@@ -99,6 +106,7 @@ _CURRENT = (
         items.c.first_seen,
         items.c.published,
         items.c.content_hash,
+        items.c.dropped,
         item_categories.c.category_id,
     )
     .select_from(items.outerjoin(item_categories, item_categories.c.item_id == items.c.id))
@@ -119,6 +127,8 @@ _MERGED_COLUMNS = (
     "published",
     "content_hash",
     "post_category",
+    "dropped",
+    "base_title",
     "updated",
     "enclosures",
 )
@@ -218,7 +228,13 @@ def _version_row(item: Item, now: datetime) -> dict[str, Any]:
 
 
 def apply_items(
-    conn: Connection, source_id: str, batch: Sequence[Item], now: datetime, *, force: bool = False
+    conn: Connection,
+    source_id: str,
+    batch: Sequence[Item],
+    now: datetime,
+    rules: RuleSet = NO_RULES,
+    *,
+    force: bool = False,
 ) -> ApplyResult:
     """``force``: write every stored version given, even one whose hash is the same (a body
     read again by ``aggregator refetch``: the document did not change, the article did)."""
@@ -243,7 +259,7 @@ def apply_items(
     for part in chunks(same):
         conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})
 
-    merger = _Merger(conn, now)
+    merger = _Merger(conn, now, rules)
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
@@ -266,10 +282,12 @@ def apply_items(
     merger.remerge(source_id, remerge)
     merger.write_counts()
     cats.bump(conn, merger.changed_categories)
+    dropped = merger.dropped_keys
     return ApplyResult(
-        new=len(new),
-        updated=len(changed),
+        new=sum(1 for i in new if i.key not in dropped),
+        updated=sum(1 for i in changed if i.key not in dropped),
         unchanged=len(same),
+        dropped=sum(1 for i in (*new, *changed) if i.key in dropped),
         tombstoned=len(by_key) - len(keys),
         future_dated=len(merger.future_dated),
         changed_categories=frozenset(merger.changed_categories),
@@ -291,9 +309,11 @@ def to_item(row: Row[Any]) -> Item:
 class _Merger:
     """Writes merged rows for one apply and remembers which keys and categories changed."""
 
-    def __init__(self, conn: Connection, now: datetime) -> None:
+    def __init__(self, conn: Connection, now: datetime, rules: RuleSet = NO_RULES) -> None:
         self.conn = conn
         self.now = now
+        self.rules = rules
+        self.dropped_keys: set[str] = set()  #: merged items the rules drop
         self.changed_categories: set[str] = set()
         self.changed_keys: set[str] = set()
         self.future_dated: set[str] = set()  #: keys dated more than AHEAD past first sighting
@@ -307,10 +327,18 @@ class _Merger:
             self._categories = cats.read_categories(self.conn)
         return self._categories
 
-    def _row(self, merged: Merged, winner: Item, published: datetime) -> dict[str, Any]:
+    def _row(
+        self, merged: Merged, winner: Item, published: datetime, sources: tuple[str, ...]
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The merged row as the rules leave it, and the categories it is filed under."""
+        outcome = apply_rules(self.rules, view_of(merged, sources))
+        filed = () if outcome.dropped else outcome.categories
+        if outcome.dropped:
+            self.dropped_keys.add(merged.key)
+        shown = replaced(merged, title=outcome.title, categories=filed)
         return {
             "infocode": merged.infocode,
-            "title": merged.title,
+            "title": outcome.title,
             "link": merged.link,
             "content_html": merged.content_html,
             "content_raw": merged.content_raw,
@@ -318,11 +346,13 @@ class _Merger:
             "author": merged.author,
             "enclosures": merged.enclosures,
             "published": published,
-            "content_hash": merged_hash(merged, published),
+            "content_hash": merged_hash(shown, published),
             "post_category": cats.post_category(
-                merged.categories, winner.categories, self.categories.ranks
+                filed, [c for c in winner.categories if c in filed], self.categories.ranks
             ),
-        }
+            "dropped": outcome.dropped,
+            "base_title": merged.title if outcome.title != merged.title else None,
+        }, filed
 
     def _dated(self, key: str, moment: datetime | None, first_seen: datetime) -> datetime:
         """``moment`` where it is believable, else when the item was first seen."""
@@ -338,10 +368,12 @@ class _Merger:
         if not fresh:
             return {}
         rows = []
+        placed_fresh: list[tuple[str, ...]] = []
         for item in fresh:
             merged = merge_versions([item])
             published = self._dated(item.key, merged.published, self.now)
-            row = self._row(merged, item, published)
+            row, filed = self._row(merged, item, published, (item.source_id,))
+            placed_fresh.append(filed)
             row.update(
                 key=item.key,
                 updated=self._dated(item.key, item.updated or item.published, self.now),
@@ -354,14 +386,14 @@ class _Merger:
             ids.update((row.key, row.id) for row in self.conn.execute(_ITEM_IDS, {"keys": part}))
         self._write_categories(
             {
-                ids[item.key]: (item.key, row["published"], tuple(sorted(set(item.categories))))
-                for item, row in zip(fresh, rows, strict=True)
+                ids[item.key]: (item.key, row["published"], filed)
+                for item, row, filed in zip(fresh, rows, placed_fresh, strict=True)
             }
         )
-        for item, row in zip(fresh, rows, strict=True):
+        for item, row, filed in zip(fresh, rows, placed_fresh, strict=True):
             self.changed_keys.add(item.key)
-            self.changed_categories.update(item.categories)
-            self.tally.add(item.categories, row["updated"])
+            self.changed_categories.update(filed)
+            self.tally.add(filed, row["updated"])
         return ids
 
     def remerge(self, source_id: str, in_hand: Mapping[int, Item]) -> None:
@@ -392,18 +424,22 @@ class _Merger:
             merged = merge_versions(vs)
             published = self._dated(stored.key, merged.published, stored.first_seen)
             winner = next(x for x in vs if x.source_id == merged.winner)
-            values = self._row(merged, winner, published)
-            if values["content_hash"] == stored.content_hash:
+            sources = tuple(sorted(x.source_id for x in vs))
+            values, filed = self._row(merged, winner, published, sources)
+            if (values["content_hash"], values["dropped"]) == (
+                stored.content_hash,
+                bool(stored.dropped),
+            ):
                 continue
             own = merged.updated and self._dated(stored.key, merged.updated, stored.first_seen)
             values["updated"] = own if own is not None and own > stored.updated else self.now
             updates.append({"b_id": item_id, **values})
-            if (published, set(merged.categories)) != (stored.published, old_cats[item_id]):
-                placed[item_id] = (stored.key, published, merged.categories)
+            if (published, set(filed)) != (stored.published, old_cats[item_id]):
+                placed[item_id] = (stored.key, published, filed)
             self.changed_keys.add(stored.key)
-            self.changed_categories.update(old_cats[item_id], merged.categories)
+            self.changed_categories.update(old_cats[item_id], filed)
             self.tally.remove(old_cats[item_id], stored.updated)
-            self.tally.add(merged.categories, values["updated"])
+            self.tally.add(filed, values["updated"])
         if not updates:
             return
         self.conn.execute(_UPDATE_ITEMS, updates)
@@ -428,3 +464,17 @@ class _Merger:
         """The categories' counts, from the rows this apply filed and unfiled."""
         if self.tally:
             self.tally.write(self.conn, self.categories.newest)
+
+
+def view_of(merged: Merged, sources: tuple[str, ...]) -> ItemView:
+    """The merged item as the rules see it."""
+    return ItemView(
+        key=merged.key,
+        title=merged.title,
+        sources=sources,
+        categories=merged.categories,
+        content_html=merged.content_html,
+        summary_html=merged.summary_html,
+        author=merged.author,
+        link=merged.link,
+    )

@@ -30,7 +30,10 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
     ).subquery()
     shown = select(ranked.c.item_id).where(ranked.c.rank <= keep_per_category)
     newest = (
-        select(items.c.id).order_by(items.c.published.desc(), items.c.key).limit(keep_per_category)
+        select(items.c.id)
+        .where(items.c.dropped.is_(False))  # all.atom's entries
+        .order_by(items.c.published.desc(), items.c.key)
+        .limit(keep_per_category)
     ).subquery()
     victims = conn.execute(
         select(items.c.id, items.c.key).where(

@@ -14,6 +14,7 @@ class ApplyResult:
     unchanged: int = 0  #: versions seen again as they were
     tombstoned: int = 0  #: items skipped because they were pruned earlier
     future_dated: int = 0  #: items dated more than a day ahead, dated when first seen instead
+    dropped: int = 0  #: new or changed versions whose item the rules drop (not in new/updated)
     changed_categories: frozenset[str] = field(default_factory=frozenset)
     changed_keys: frozenset[str] = field(default_factory=frozenset)  #: merged items written
 

@@ -201,6 +201,10 @@ items = Table(
     Column("content_hash", Text, nullable=False),
     Column("post_category", String(100)),
     Column("enclosures", Enclosures),  # the merged item's: the winner's, else the next one's
+    # rules (rules.py): a dropped item is in no feed; base_title is the merged title
+    # before a retitle rule changed ``title`` (None: no rule did)
+    Column("dropped", Boolean, nullable=False, server_default=false()),
+    Column("base_title", Text),
 )
 
 item_versions = Table(
@@ -271,7 +275,8 @@ tombstones = Table(
     Column("pruned_at", UTCDateTime, nullable=False),
 )
 
-#: one row, name='changes': bumped once per transaction that changed any feed
+#: name='changes': bumped once per transaction that changed any feed;
+#: name='rules': the rules the stored items were last evaluated with (digest prefix)
 meta = Table(
     "meta",
     metadata,

@@ -29,9 +29,10 @@ from aggregator.model import (
     KnownVersion,
     SourceState,
 )
+from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
-from aggregator.store import feeds, items, pages, prune, sources
+from aggregator.store import feeds, items, pages, prune, rulings, sources
 from aggregator.store.records import ApplyResult, Changes
 
 
@@ -175,11 +176,33 @@ class Store:
             return items.tombstoned(conn, keys)
 
     def apply_items(
-        self, source_id: str, batch: Sequence[Item], now: datetime, *, force: bool = False
+        self,
+        source_id: str,
+        batch: Sequence[Item],
+        now: datetime,
+        rules: RuleSet = NO_RULES,
+        *,
+        force: bool = False,
     ) -> ApplyResult:
-        """Store one source's versions and re-merge the items they touch, in one transaction."""
+        """Store one source's versions and re-merge the items they touch (the rules run on
+        the merged items), in one transaction."""
         with self._write(f"storing items of {source_id}") as conn:
-            return items.apply_items(conn, source_id, batch, now, force=force)
+            return items.apply_items(conn, source_id, batch, now, rules, force=force)
+
+    def reapply_rules(self, rules: RuleSet, now: datetime) -> rulings.Reapplied:
+        """Rules other than the stored items were made with: evaluate every item again."""
+        with self._read("reading the rules digest") as conn:
+            if rulings.stored_digest(conn) == rulings.digest_value(rules.digest):
+                return rulings.Reapplied(current=True)
+        with self._write("re-applying the rules") as conn:
+            return rulings.reapply(conn, rules, now)
+
+    def stored_items(
+        self, *, bodies: bool, source_id: str | None = None
+    ) -> Iterator[rulings.Stored]:
+        """Every stored item with what the rules made of it (``rules test``: read only)."""
+        with self._read("reading stored items") as conn:
+            yield from rulings.stored_items(conn, bodies=bodies, source_id=source_id)
 
     # article pages of fulltext sources ----------------------------------------
 

@@ -1,0 +1,243 @@
+"""Rules on what is stored: re-applied when they change, or tried without changing anything.
+
+Every merged row keeps what the rules made of it (``dropped``, ``title`` with
+``base_title`` before a retitle, its ``item_categories``); the versions under
+it are kept as the sources gave them. So when the rules change, each stored
+item is evaluated again from its merged view (the union of its versions'
+categories, every source carrying it, its title before any rule), and only
+the items whose outcome differs are written: no refetch (Miniflux #2683).
+
+The digest of the rules the rows were made with is kept in ``meta``
+(name ``rules``), so ``poll``, ``build`` and the daemon see an edit.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, select, update
+
+from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
+from aggregator.store import categories as cats
+from aggregator.store import counts
+from aggregator.store.bulk import Inserts, chunks, upsert
+from aggregator.store.merge import Merged, merged_hash
+from aggregator.store.schema import item_categories, item_versions, items, meta
+
+#: items read per round trip while evaluating
+BATCH = 20_000
+_DIGEST = "rules"
+
+_i = items.c
+_UPDATE = (
+    update(items)
+    .where(_i.id == bindparam("b_id"))
+    .values(
+        title=bindparam("title"),
+        base_title=bindparam("base_title"),
+        dropped=bindparam("dropped"),
+        content_hash=bindparam("content_hash"),
+        post_category=bindparam("post_category"),
+        updated=bindparam("updated"),
+    )
+)
+_UNFILE = delete(item_categories).where(
+    item_categories.c.item_id.in_(bindparam("ids", expanding=True))
+)
+_FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
+
+
+def digest_value(digest: str) -> int:
+    """The rules' digest as the integer ``meta`` keeps (60 bits of it)."""
+    return int(digest[:15], 16)
+
+
+def stored_digest(conn: Connection) -> int | None:
+    return conn.execute(select(meta.c.value).where(meta.c.name == _DIGEST)).scalar_one_or_none()
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One stored item: its merged view before rules, and what the rules made of it."""
+
+    item_id: int
+    view: ItemView
+    title: str
+    dropped: bool
+    filed: frozenset[str]
+    post_category: str | None
+
+
+def stored_items(
+    conn: Connection, *, bodies: bool, source_id: str | None = None
+) -> Iterator[Stored]:
+    """Every stored item (of ``source_id``), ``BATCH`` at a time, in id order.
+
+    ``bodies``: read ``content_html`` and ``summary_html`` (rules on text or content).
+    """
+    columns = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author, _i.link]
+    columns.append(_i.post_category)
+    if bodies:
+        columns += [_i.content_html, _i.summary_html]
+    last = 0
+    while True:
+        query = select(*columns).where(_i.id > last).order_by(_i.id).limit(BATCH)
+        if source_id is not None:
+            query = query.where(
+                _i.id.in_(
+                    select(item_versions.c.item_id).where(item_versions.c.source_id == source_id)
+                )
+            )
+        rows = conn.execute(query).all()
+        if not rows:
+            return
+        lo, hi = rows[0].id, rows[-1].id
+        last = hi
+        sources: dict[int, list[str]] = defaultdict(list)
+        base: dict[int, set[str]] = defaultdict(set)
+        v = item_versions.c
+        for version in conn.execute(
+            select(v.item_id, v.source_id, v.categories).where(v.item_id.between(lo, hi))
+        ):
+            sources[version.item_id].append(version.source_id)
+            base[version.item_id].update(version.categories)
+        filed: dict[int, set[str]] = defaultdict(set)
+        ic = item_categories.c
+        for link in conn.execute(
+            select(ic.item_id, ic.category_id).where(ic.item_id.between(lo, hi))
+        ):
+            filed[link.item_id].add(link.category_id)
+        for r in rows:
+            yield Stored(
+                item_id=r.id,
+                view=ItemView(
+                    key=r.key,
+                    title=r.base_title if r.base_title is not None else r.title,
+                    sources=tuple(sorted(sources[r.id])),
+                    categories=tuple(sorted(base[r.id])),
+                    content_html=r.content_html if bodies else None,
+                    summary_html=r.summary_html if bodies else None,
+                    author=r.author,
+                    link=r.link,
+                ),
+                title=r.title,
+                dropped=bool(r.dropped),
+                filed=frozenset(filed[r.id]),
+                post_category=r.post_category,
+            )
+
+
+def needs_bodies(rules: RuleSet) -> bool:
+    return any(r.field in ("text", "content", "any") for r in rules.rules)
+
+
+def differs(stored: Stored, outcome: RuleOutcome) -> bool:
+    """The rules now make something else of this item than what is stored."""
+    filed = frozenset(() if outcome.dropped else outcome.categories)
+    return (outcome.title, outcome.dropped, filed) != (stored.title, stored.dropped, stored.filed)
+
+
+@dataclass(frozen=True, slots=True)
+class Reapplied:
+    """What re-applying changed rules did to the stored items."""
+
+    evaluated: int = 0
+    changed: int = 0  #: items whose title, categories or dropped state changed
+    dropped: int = 0  #: of those, newly dropped
+    restored: int = 0  #: of those, no longer dropped
+    changed_categories: frozenset[str] = field(default_factory=frozenset)
+    current: bool = False  #: the rules had not changed: nothing was evaluated
+
+
+def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
+    """Evaluate every stored item again when the rules differ from the stored digest."""
+    cats.lock_items(conn)
+    if stored_digest(conn) == digest_value(rules.digest):
+        return Reapplied(current=True)
+    evaluated = 0
+    moved: list[tuple[Stored, RuleOutcome]] = []
+    for stored in stored_items(conn, bodies=needs_bodies(rules)):
+        evaluated += 1
+        outcome = apply_rules(rules, stored.view)
+        if differs(stored, outcome):
+            moved.append((stored, outcome))
+    changed_categories = _write(conn, moved, now) if moved else set()
+    cats.bump(conn, changed_categories)
+    upsert(
+        conn, meta, [{"name": _DIGEST, "value": digest_value(rules.digest)}], ["name"], ["value"]
+    )
+    return Reapplied(
+        evaluated=evaluated,
+        changed=len(moved),
+        dropped=sum(1 for s, o in moved if o.dropped and not s.dropped),
+        restored=sum(1 for s, o in moved if s.dropped and not o.dropped),
+        changed_categories=frozenset(changed_categories),
+    )
+
+
+def _write(conn: Connection, moved: list[tuple[Stored, RuleOutcome]], now: datetime) -> set[str]:
+    """The moved items' rows, filing and counts; returns the categories whose feeds change."""
+    ranks = cats.read_categories(conn)
+    tally = counts.Tally()
+    changed: set[str] = set()
+    ids = [s.item_id for s, _ in moved]
+    full: dict[int, Any] = {}
+    for part in chunks(ids):
+        for r in conn.execute(select(items).where(_i.id.in_(part))):
+            full[r.id] = r
+    updates: list[dict[str, Any]] = []
+    filings: list[dict[str, Any]] = []
+    for stored, outcome in moved:
+        row = full[stored.item_id]
+        filed = () if outcome.dropped else outcome.categories
+        shown = Merged(
+            key=row.key,
+            winner="",
+            infocode=row.infocode,
+            title=outcome.title,
+            link=row.link,
+            content_html=row.content_html,
+            content_raw=row.content_raw,
+            summary_html=row.summary_html,
+            author=row.author,
+            published=row.published,
+            updated=None,
+            categories=filed,
+            enclosures=tuple(row.enclosures or ()),
+        )
+        post = stored.post_category if stored.post_category in filed else None
+        if post is None and filed:
+            post = cats.post_category(filed, (), ranks.ranks)
+        updates.append(
+            {
+                "b_id": stored.item_id,
+                "title": outcome.title,
+                "base_title": stored.view.title if outcome.title != stored.view.title else None,
+                "dropped": outcome.dropped,
+                "content_hash": merged_hash(shown, row.published),
+                "post_category": post,
+                "updated": now,
+            }
+        )
+        filings += [
+            {
+                "item_id": stored.item_id,
+                "category_id": c,
+                "published": row.published,
+                "key": row.key,
+            }
+            for c in filed
+        ]
+        tally.remove(stored.filed, row.updated)
+        tally.add(filed, now)
+        changed.update(stored.filed, filed)
+    conn.execute(_UPDATE, updates)
+    for part in chunks(sorted(ids)):
+        conn.execute(_UNFILE, {"ids": part})
+    _FILE.execute(conn, filings)
+    tally.write(conn, ranks.newest)
+    return changed

@@ -1,0 +1,166 @@
+"""Rules in the store: every action and scope as items are stored, and re-applied to
+what is stored when the rules change; on a real SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from aggregator.config.schema import RuleConfig
+from aggregator.model import Category
+from aggregator.rules import RuleSet, compile_rules
+from aggregator.store import Store
+from aggregator.store.schema import item_versions
+from tests.test_store import T0, item, keys, src
+from tests.test_store_counts import check
+
+LATER = T0 + timedelta(hours=1)
+CATEGORIES = [Category("news", "News"), Category("tech", "Tech"), Category("ads", "Ads")]
+
+
+def rules(*tables: dict[str, Any]) -> RuleSet:
+    return compile_rules([RuleConfig(**t) for t in tables])
+
+
+def setup(store: Store) -> None:
+    store.sync_config([src("em-a"), src("kj-b"), src("kj-c")], CATEGORIES, T0)
+
+
+def titles(store: Store, category: str | None = None) -> dict[str, str]:
+    return {e.key: e.title for e in store.entries(category, 100)}
+
+
+def test_drop_keeps_the_item_out_of_every_feed_and_counts_it(store: Store) -> None:
+    setup(store)
+    drop = rules({"match": "广告|推广", "action": "drop"})
+    batch = [item("k1", "em-a", title="【广告】buy"), item("k2", "em-a", title="news")]
+    result = store.apply_items("em-a", batch, T0, drop)
+    assert (result.new, result.dropped) == (1, 1)
+    assert keys(store) == ["k2"] and keys(store, "news") == ["k2"]
+    assert check(store)["news"][0] == 1
+    # the same document again: nothing new, the dropped item does not come back
+    again = store.apply_items("em-a", batch, LATER, drop)
+    assert (again.new, again.updated, again.unchanged, again.dropped) == (0, 0, 2, 0)
+    assert keys(store) == ["k2"]
+    # its version is kept as the source gave it, for re-application
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(item_versions.c.title).where(item_versions.c.key == "k1"))
+        assert stored.scalar_one() == "【广告】buy"
+
+
+def test_keep_drops_what_does_not_match_in_its_scope(store: Store) -> None:
+    setup(store)
+    keep = rules({"match": "python", "action": "keep", "sources": ["em-*"]})
+    store.apply_items(
+        "em-a", [item("a1", "em-a", title="Python 3.13"), item("a2", "em-a", title="Go")], T0, keep
+    )
+    store.apply_items("kj-b", [item("b1", "kj-b", title="Go")], T0, keep)
+    assert sorted(keys(store)) == ["a1", "b1"]
+
+
+def test_file_unfile_and_retitle(store: Store) -> None:
+    setup(store)
+    ruleset = rules(
+        {"field": "text", "match": "chip", "action": "file", "to": ["tech"]},
+        {"match": "sponsored", "action": "unfile", "to": ["news"]},
+        {"match": r"^【广告】\s*", "action": "retitle", "replace": ""},
+    )
+    store.apply_items(
+        "em-a",
+        [
+            item("c1", "em-a", content_html="<p>a new chip</p>", content_raw="<p>chip</p>"),
+            item("c2", "em-a", title="【广告】 sponsored deal"),
+        ],
+        T0,
+        ruleset,
+    )
+    assert keys(store, "tech") == ["c1"]
+    assert keys(store, "news") == ["c1"]
+    assert titles(store) == {"c1": "title c1", "c2": "sponsored deal"}
+    check(store)
+
+
+def test_category_scope_sees_the_merged_item(store: Store) -> None:
+    """A rule scoped to ``tech`` applies once another source files the item there."""
+    setup(store)
+    drop_tech = rules({"match": "x", "action": "drop", "categories": ["tech"]})
+    store.apply_items("em-a", [item("m1", "em-a", title="x")], T0, drop_tech)
+    assert keys(store) == ["m1"]
+    merged = store.apply_items(
+        "kj-b", [item("m1", "kj-b", title="x", categories=("tech",))], T0, drop_tech
+    )
+    assert merged.dropped == 1 and keys(store) == []
+    check(store)
+
+
+def test_source_scope_is_any_source_carrying_it(store: Store) -> None:
+    setup(store)
+    drop_em = rules({"match": "x", "action": "drop", "sources": ["em-*"]})
+    store.apply_items("kj-b", [item("s1", "kj-b", title="x")], T0, drop_em)
+    assert keys(store) == ["s1"]
+    store.apply_items("em-a", [item("s1", "em-a", title="x")], T0, drop_em)
+    assert keys(store) == []
+
+
+def test_reapply_drops_restores_unfiles_and_retitles(store: Store) -> None:
+    setup(store)
+    none = rules()
+    store.apply_items(
+        "em-a",
+        [
+            item("r1", "em-a", title="【广告】deal"),
+            item("r2", "em-a", title="chip news"),
+            item("r3", "em-a", title="plain"),
+        ],
+        T0,
+        none,
+    )
+    assert store.reapply_rules(none, T0).current is False  # no digest stored yet
+    assert store.reapply_rules(none, T0).current is True
+    first = rules(
+        {"match": "广告", "action": "drop"},
+        {"match": "chip", "action": "file", "to": ["tech"]},
+    )
+    done = store.reapply_rules(first, LATER)
+    assert (done.evaluated, done.changed, done.dropped, done.restored) == (3, 2, 1, 0)
+    assert done.changed_categories == {"news", "tech"}
+    assert sorted(keys(store)) == ["r2", "r3"] and keys(store, "tech") == ["r2"]
+    check(store)
+    assert store.reapply_rules(first, LATER).current  # the digest is stored
+
+    second = rules({"match": "^【广告】", "action": "retitle", "replace": "Ad: "})
+    done = store.reapply_rules(second, LATER)
+    assert (done.changed, done.dropped, done.restored) == (2, 0, 1)
+    assert titles(store) == {"r1": "Ad: deal", "r2": "chip news", "r3": "plain"}
+    assert keys(store, "tech") == []  # filed -> unfiled
+    check(store)
+    # a poll of the same document under the same rules writes nothing
+    again = store.apply_items("em-a", [item("r1", "em-a", title="【广告】deal")], LATER, second)
+    assert (again.new, again.updated, again.unchanged) == (0, 0, 1)
+    # and back to no rules: the title from before the retitle returns
+    store.reapply_rules(none, LATER)
+    assert titles(store)["r1"] == "【广告】deal"
+    check(store)
+
+
+def test_reapply_uses_every_version_of_a_merged_item(store: Store) -> None:
+    setup(store)
+    store.apply_items("em-a", [item("v1", "em-a", title="x")], T0)
+    store.apply_items("kj-b", [item("v1", "kj-b", title="x", categories=("tech",))], T0)
+    store.reapply_rules(rules({"match": "x", "action": "drop", "sources": ["kj-*"]}), LATER)
+    assert keys(store) == []
+    store.reapply_rules(rules({"match": "x", "action": "unfile", "to": ["tech"]}), LATER)
+    assert keys(store) == ["v1"] and keys(store, "news") == ["v1"] and keys(store, "tech") == []
+    check(store)
+
+
+def test_stored_items_read_only(store: Store) -> None:
+    setup(store)
+    store.apply_items("em-a", [item("i1", "em-a"), item("i2", "em-a")], T0)
+    store.apply_items("kj-b", [item("i3", "kj-b")], T0)
+    assert [s.view.key for s in store.stored_items(bodies=False)] == ["i1", "i2", "i3"]
+    only = list(store.stored_items(bodies=True, source_id="kj-b"))
+    assert [s.view.key for s in only] == ["i3"]
+    assert only[0].view.content_html == "<p>body of i3</p>"
