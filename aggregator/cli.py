@@ -206,6 +206,34 @@ def sources(config_path: str | None) -> None:
     print_sources_table(config)
 
 
+@main.group("rules")
+def rules_group() -> None:
+    """The [[rules]] of the config, tried on the stored items."""
+
+
+@rules_group.command("test")
+@config_option
+@click.option("--rule", "rule_number", type=int, metavar="N", help="only rule N (1-based)")
+@click.option("--source", "source_id", metavar="ID", help="only the items this source carries")
+def rules_test(config_path: str | None, rule_number: int | None, source_id: str | None) -> None:
+    """What each rule would do to the stored items (counts, examples); changes nothing."""
+    from aggregator.rules_report import print_rules_report
+
+    config = _load(config_path)
+    if rule_number is not None and not 1 <= rule_number <= len(config.rules):
+        raise click.BadParameter(
+            f"there are {len(config.rules)} rules (numbered from 1 in config order)",
+            param_hint="--rule",
+        )
+    if source_id is not None and config.source(source_id) is None:
+        raise click.BadParameter(f"unknown source id {source_id!r}", param_hint="--source")
+    try:
+        print_rules_report(config, rule=rule_number, source=source_id)
+    except StoreError as exc:
+        click.echo(f"database error: {exc}", err=True)
+        sys.exit(1)
+
+
 @main.command("import-opml")
 @click.argument("opml_file", type=click.Path(exists=True, dir_okay=False))
 @config_option

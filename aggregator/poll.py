@@ -57,15 +57,15 @@ def open_store(config: Config) -> Store:
     return store
 
 
-def reapply_rules(config: Config, store: Store) -> RuleSet:
+def reapply_rules(config: Config, store: Store, rules: RuleSet | None = None) -> RuleSet:
     """The config's rules, compiled and re-applied to the stored items if they changed.
 
     The categories whose feeds change are stamped in the store (its change counter),
     so the write that follows picks them up like any poll's changes.
     """
-    rules = config_rules(config)
+    rules = rules or config_rules(config)
     done = store.reapply_rules(rules, utcnow())
-    if not done.current:
+    if done.evaluated:
         log.info(
             "rules re-applied items=%d changed=%d dropped=%d restored=%d",
             done.evaluated,

@@ -23,10 +23,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
-
-import re2
-import regex
 
 if TYPE_CHECKING:
     from aggregator.config.schema import Config, RuleConfig
@@ -45,11 +43,17 @@ MATCH_BUDGET_SECONDS = 0.1
 #: global flag; ``(?-i:…)`` scopes it to a part)
 CASE_SENSITIVE_PREFIX = "(?-i)"
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-_RE2_OPTIONS_NOCASE = re2.Options()
-_RE2_OPTIONS_NOCASE.log_errors = False
-_RE2_OPTIONS_NOCASE.case_sensitive = False
+
+@cache
+def _re2_options(case_sensitive: bool) -> Any:
+    """RE2's options; the engines are imported only where there are rules (a poll of a
+    config without rules loads neither)."""
+    import re2
+
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = case_sensitive
+    return options
 
 
 class RuleBudgetExceeded(Exception):
@@ -109,10 +113,14 @@ def compile_pattern(pattern: str) -> Matcher:
     body = pattern[len(CASE_SENSITIVE_PREFIX) :] if case_sensitive else pattern
     flags = 0 if case_sensitive else re.IGNORECASE
     re.compile(body, flags)  # the syntax admins are promised: Python's, with its messages
+    import re2
+    import regex
+
     if _re2_reads_it_alike(body):
         try:
-            options = _RE2_OPTIONS if case_sensitive else _RE2_OPTIONS_NOCASE
-            return Matcher(pattern, case_sensitive, "re2", re2.compile(body, options))
+            return Matcher(
+                pattern, case_sensitive, "re2", re2.compile(body, _re2_options(case_sensitive))
+            )
         except re2.error:
             pass  # backreference, lookaround…: the budgeted engine below
     try:
@@ -185,6 +193,12 @@ class RuleSet:
         self._scope_cache: dict[tuple[str, ...], tuple[bool, ...]] = {}
         #: per field, one RE2 set of that field's RE2 rules (and the ``any`` ones)
         self._sets: dict[str, tuple[Any, tuple[int, ...]]] = {}
+        if self.rules:
+            self._compile_sets()
+
+    def _compile_sets(self) -> None:
+        import re2
+
         for name in FIELDS:
             members = [
                 r for r in self.rules if r.matcher.engine == "re2" and r.field in (name, "any")
@@ -196,13 +210,12 @@ class RuleSet:
                 group = [r for r in members if r.matcher.case_sensitive == sensitive]
                 if not group:
                     continue
-                s = re2.Set.SearchSet(_RE2_OPTIONS if sensitive else _RE2_OPTIONS_NOCASE)
+                s = re2.Set.SearchSet(_re2_options(sensitive))
                 for r in group:
                     s.Add(r.matcher.pattern.removeprefix(CASE_SENSITIVE_PREFIX))
                 s.Compile()
                 key = f"{name}:{int(sensitive)}"
                 self._sets[key] = (s, tuple(r.number for r in group))
-        self._fields_needed = {r.field for r in self.rules}
 
     def __len__(self) -> int:
         return len(self.rules)

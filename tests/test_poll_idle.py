@@ -25,6 +25,8 @@ NOT_LOADED = (
     "prometheus_client",
     "feedgen",
     "nh3",
+    "re2",  # a config without [[rules]] needs no regex engine
+    "regex",
 )
 
 

@@ -1,6 +1,7 @@
 """Process life of ``aggregator run``: the parts, the timer that drives them, signals.
 
-    start    open + migrate the store, start HTTP (listening), write, READY=1
+    start    open + migrate the store, re-apply changed rules, start HTTP (listening),
+             write, READY=1
     tick     every second: claim due sources, poll them (dispatch.Dispatcher)
     leases   renew the leases of polls still running, every third of a lease
     write    every second, on its own timer (rendering never delays a claim):
@@ -8,7 +9,8 @@
     watchdog WATCHDOG=1 at half of WATCHDOG_USEC, only while the database
              answers and the dispatcher is not stuck (health.Health)
     prune    at start, then hourly, when ``retention`` is set
-    SIGHUP   RELOADING=1, validate every file, swap only if valid (reload.Reloader), READY=1
+    SIGHUP   RELOADING=1, validate every file (rules too), swap only if valid
+             (reload.Reloader), re-apply changed rules to the stored items, READY=1
     SIGTERM  warm stop: STOPPING=1, no new polls, in-flight fetches are cut
              after FETCH_GRACE_SECONDS; a second SIGTERM/SIGINT: cold stop at once
 
@@ -44,8 +46,9 @@ from aggregator.errors import StoreError
 from aggregator.model import UpdateResult
 from aggregator.notify import Notifier, watchdog_interval
 from aggregator.parse.budget import prewarm
-from aggregator.poll import open_store, utcnow
+from aggregator.poll import open_store, reapply_rules, utcnow
 from aggregator.retention import prune_expired
+from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -71,6 +74,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self.reload_requested = threading.Event()
         self.store: Store | None = None
+        self.rules: RuleSet = NO_RULES  #: compiled at start, swapped by a reload
         self.server: ServerHandle | None = None
         self._signals = 0
         self._scheduler = BackgroundScheduler(timezone="UTC")
@@ -85,6 +89,7 @@ class Daemon:
             owner=self.owner,
             on_result=self._on_result,
             stopping=self.stop_requested,
+            rules=lambda: self.rules,
         )
         self.health = Health(
             store,
@@ -99,8 +104,12 @@ class Daemon:
         self._install_signals()
         try:
             self.attach(open_store(self.config))
+            assert self.store is not None
+            self.rules = reapply_rules(self.config, self.store)
         except StoreError as exc:
             log.error("database unavailable: %s", exc)
+            if self.store is not None:
+                self.store.close()
             return 1
         assert self.store is not None
         try:
@@ -132,6 +141,8 @@ class Daemon:
             old, busy=self.dispatcher.busy(), workers=self.dispatcher.workers
         )
         if new is not None:
+            if new.rules != old.rules:
+                self.rules = self.reloader.reapply(new)
             self.config = new
             if new.limits != old.limits:
                 self.dispatcher.use_limits(new.limits)

@@ -20,6 +20,7 @@ from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher
 from aggregator.model import SourceState, UpdateResult
 from aggregator.poll import crashed, log_result, utcnow
+from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import Store
 from aggregator.update import UpdateContext, update_source
 
@@ -42,8 +43,10 @@ class Dispatcher:
         owner: str,
         on_result: Callable[[UpdateResult], None],
         stopping: threading.Event,
+        rules: Callable[[], RuleSet] = lambda: NO_RULES,
     ) -> None:
         self.store = store
+        self._rules = rules  #: the running rules (a reload swaps them)
         self.owner = owner
         self._config = config
         self._on_result = on_result
@@ -123,7 +126,15 @@ class Dispatcher:
             utcnow(), free, self.owner, config.limits.lease, ids, ahead=CLAIM_AHEAD
         )
         with self._lock:
-            ctx = UpdateContext(config, self.store, self._fetcher, utcnow, self._rand, self.owner)
+            ctx = UpdateContext(
+                config,
+                self.store,
+                self._fetcher,
+                utcnow,
+                self._rand,
+                self.owner,
+                rules=self._rules(),
+            )
         for state in claimed:
             source = config.source(state.source_id)
             if source is None or state.disabled_reason or self._stopping.is_set():

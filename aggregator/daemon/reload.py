@@ -14,7 +14,8 @@ from pathlib import Path
 from aggregator.config import Config, load_config
 from aggregator.errors import ConfigError, StoreError
 from aggregator.model import SourceState
-from aggregator.poll import utcnow
+from aggregator.poll import reapply_rules, utcnow
+from aggregator.rules import RuleSet, config_rules
 from aggregator.store import Store
 
 log = logging.getLogger("aggregator.daemon")
@@ -56,6 +57,16 @@ class Reloader:
             len(old_ids - new_ids),
         )
         return new
+
+    def reapply(self, new: Config) -> RuleSet:
+        """The new config's rules, re-applied to the stored items; the feeds they change
+        are stamped in the store, where the writer finds them."""
+        rules = config_rules(new)
+        try:
+            reapply_rules(new, self.store, rules)
+        except StoreError as exc:  # the digest still differs: the next start or reload retries
+            log.error("rules not re-applied to stored items: %s", exc)
+        return rules
 
     def _reschedule_changed(self, old: Config, new: Config, busy: set[str]) -> None:
         """Save the next poll ``due_after_reload`` gives each source (none being polled)."""

@@ -156,20 +156,23 @@ class Reapplied:
 def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     """Evaluate every stored item again when the rules differ from the stored digest."""
     cats.lock_items(conn)
-    if stored_digest(conn) == digest_value(rules.digest):
+    stored = stored_digest(conn)
+    value = digest_value(rules.digest)
+    if stored == value:
         return Reapplied(current=True)
+    if stored is None and not rules.rules:  # every row was made without rules: as they are
+        upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
+        return Reapplied()
     evaluated = 0
     moved: list[tuple[Stored, RuleOutcome]] = []
-    for stored in stored_items(conn, bodies=needs_bodies(rules)):
+    for one in stored_items(conn, bodies=needs_bodies(rules)):
         evaluated += 1
-        outcome = apply_rules(rules, stored.view)
-        if differs(stored, outcome):
-            moved.append((stored, outcome))
+        outcome = apply_rules(rules, one.view)
+        if differs(one, outcome):
+            moved.append((one, outcome))
     changed_categories = _write(conn, moved, now) if moved else set()
     cats.bump(conn, changed_categories)
-    upsert(
-        conn, meta, [{"name": _DIGEST, "value": digest_value(rules.digest)}], ["name"], ["value"]
-    )
+    upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
     return Reapplied(
         evaluated=evaluated,
         changed=len(moved),
