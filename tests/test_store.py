@@ -577,6 +577,8 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
             conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
             for table in ("items", "item_versions"):  # and without what came after 0003
                 conn.execute(text(f"ALTER TABLE {table} DROP COLUMN enclosures"))
+            for column in ("dropped", "base_title"):  # 0006 (rules)
+                conn.execute(text(f"ALTER TABLE items DROP COLUMN {column}"))
         store.close()
         store = Store.open(db_url)  # migrates to head
         before = [replace(e, sources=()) for e in store.entries(None, None)]
