@@ -26,7 +26,7 @@ from functools import partial
 from aggregator import metrics
 from aggregator.config import Config
 from aggregator.errors import StoreError
-from aggregator.model import Category, Entry
+from aggregator.model import Category
 from aggregator.store import Store
 from aggregator.write import (
     ALL_FEED,
@@ -52,8 +52,15 @@ class WriteResult:
     failed: tuple[str, ...] = ()  #: "<file>: <why>" of each file that could not be written
 
 
-def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -> WriteResult:
-    """Rewrite the feeds of ``changed`` categories (None: every output)."""
+def write_outputs(
+    config: Config, store: Store, changed: Iterable[str] | None, *, since: int | None = None
+) -> WriteResult:
+    """Rewrite the feeds of ``changed`` categories (None: every output).
+
+    ``since``: the store's change counter the outputs were last complete at; the
+    Jekyll posts of exactly the items changed after it are rewritten (None, or
+    ``changed`` None: every post).
+    """
     started = time.monotonic()
     settings = config.aggregator
     out = settings.output_dir
@@ -131,11 +138,15 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
     if config.posts is not None:  # every time: archiving is due even when nothing changed
         from aggregator.posts import write_posts  # only sites with posts pay for its imports
 
-        window = max(limit, config.limits.max_items_per_fetch)
         with store.output_lock("posts/"):
+            posted = (
+                store.entries(None, None)
+                if changed is None or since is None
+                else store.changed_entries(since)
+            )
             result = write_posts(
                 config.posts.dir,
-                _posted(store, wanted, window if changed is not None else None),
+                posted,
                 categories,
                 config.posts.site_url,
                 settings.tz,
@@ -161,19 +172,3 @@ def write_outputs(config: Config, store: Store, changed: Iterable[str] | None) -
 def _failure(name: str, exc: Exception) -> str:
     log.error("write %s failed: %s: %s", name, type(exc).__name__, exc)
     return f"{name}: {type(exc).__name__}: {exc}"
-
-
-def _posted(store: Store, wanted: Iterable[str], window: int | None) -> list[Entry]:
-    """The entries whose posts may have changed, each once.
-
-    The newest ``window`` of each changed category: one poll of one source
-    stores at most ``max_items_per_fetch`` items, so every new one is there
-    (not just the newest ``entries_per_feed`` a feed shows). None: every entry.
-    """
-    if window is None:
-        return store.entries(None, None)
-    found: dict[str, Entry] = {}
-    for cid in sorted(wanted):
-        for entry in store.entries(cid, window):
-            found.setdefault(entry.key, entry)
-    return list(found.values())

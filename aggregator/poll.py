@@ -230,7 +230,7 @@ def poll_once(
         for r in results:
             changed |= r.changed_categories
         changed |= prune_expired(config, store, utcnow())
-        counter, unwritten = _unwritten(config, store)
+        counter, seen, unwritten = _unwritten(config, store)
         if (
             unwritten is None
             or changed
@@ -238,7 +238,7 @@ def poll_once(
             or config.posts is not None
             or _outputs_missing(config, store)
         ):
-            _write(config, store, None if unwritten is None else changed | unwritten, counter)
+            _write(config, store, None if unwritten is None else changed | unwritten, seen, counter)
         return results
     finally:
         if own_fetcher:
@@ -278,19 +278,27 @@ def _outputs_missing(config: Config, store: Store) -> bool:
     return not all((out / name).exists() for name in names)
 
 
-def _write(config: Config, store: Store, changed: set[str] | None, counter: int) -> None:
-    """The outputs, then the stamp saying they are complete up to ``counter``."""
+def _write(
+    config: Config, store: Store, changed: set[str] | None, seen: int | None, counter: int
+) -> None:
+    """The outputs, then the stamp saying they are complete up to ``counter``.
+
+    ``seen``: the stamp before; the posts of the items changed after it are rewritten.
+    """
     # imported here: a poll that changed nothing (every source 304) writes nothing
     # and never loads the writers (issue 8: warm poll time)
     from aggregator.outputs import write_outputs
     from aggregator.write import replace_file
 
-    if not write_outputs(config, store, changed).failed:  # else the next poll tries again
+    if not write_outputs(
+        config, store, changed, since=seen
+    ).failed:  # else the next poll tries again
         replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
 
 
-def _unwritten(config: Config, store: Store) -> tuple[int, set[str] | None]:
-    """The change counter now, and the categories changed since the files were last complete.
+def _unwritten(config: Config, store: Store) -> tuple[int, int | None, set[str] | None]:
+    """The change counter now, the one the files were last complete at, and the
+    categories changed since.
 
     None: not known (no stamp, or one from another database): every output is rewritten.
     """
@@ -298,7 +306,7 @@ def _unwritten(config: Config, store: Store) -> tuple[int, set[str] | None]:
     try:
         seen = int((config.aggregator.output_dir / WRITTEN_STAMP).read_text("ascii"))
     except (OSError, ValueError):
-        return counter, None
+        return counter, None, None
     if seen > counter:
-        return counter, None
-    return counter, set(store.changed_since(seen).categories)
+        return counter, None, None
+    return counter, seen, set(store.changed_since(seen).categories)

@@ -17,6 +17,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from aggregator.model import Category, Entry
+from aggregator.parse.bounds import well_formed_http
+from aggregator.postbody import markdown_text, post_body
 from aggregator.write.atom import in_zone
 from aggregator.write.files import replace_file
 
@@ -95,7 +97,10 @@ def render_post(
     """One post, in the fixture's shape; dated in ``tz`` (default: the offset ``published`` has)."""
     site = site_url.rstrip("/")
     when = _local(entry.published, tz)
-    body = entry.content_raw if entry.content_raw is not None else (entry.summary_html or "")
+    if entry.content_raw is not None:
+        body = post_body(entry.content_raw, entry.content_html)
+    else:
+        body = post_body(None, entry.summary_html)
     parts = [
         "---\n",
         "layout: post\n",
@@ -106,10 +111,10 @@ def render_post(
         "---\n",
         body,
     ]
-    if entry.link:
+    if entry.link and well_formed_http(entry.link):
         parts.append(f"\n\n<{entry.link}>")
     parts.append(
-        f"\n\n[返回{category.title}]({site}/{CATEGORY_PAGES}/{category.id}.html)"
+        f"\n\n[返回{markdown_text(category.title)}]({site}/{CATEGORY_PAGES}/{category.id}.html)"
         f"｜[返回首页]({site}/)"
     )
     # "replace": a lone surrogate (undecodable input kept by surrogateescape) cannot be UTF-8.

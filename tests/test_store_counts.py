@@ -15,7 +15,7 @@ from aggregator.store.engine import MIGRATIONS
 from aggregator.store.schema import categories, item_categories, items
 from tests.test_store import CATEGORIES, T0, item, setup
 
-LATER = T0 + timedelta(days=400)
+LATER = T0 + timedelta(hours=20)  #: ahead, but within the day a date may run ahead
 
 
 def fresh(store: Store) -> dict[str, tuple[int, datetime | None]]:

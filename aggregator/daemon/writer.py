@@ -65,7 +65,7 @@ class OutputWriter:
             news = self.store.changed_since(self._seen_counter)
             changed |= news.categories
             if changed:
-                write_outputs(self._config(), self.store, changed)
+                write_outputs(self._config(), self.store, changed, since=self._seen_counter)
         except BaseException:
             self.mark(changed)
             raise

@@ -21,7 +21,7 @@ from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing, upsert
 from aggregator.store.engine import ITEMS_LOCK
 from aggregator.store.records import Changes
-from aggregator.store.schema import categories, category_changes, meta
+from aggregator.store.schema import categories, category_changes, items, meta
 
 
 class CategoryClash(StoreError):
@@ -197,9 +197,10 @@ def category_infos(conn: Connection) -> list[CategoryInfo]:
     ]
 
 
-def bump(conn: Connection, changed: Collection[str]) -> int | None:
-    """Stamp ``changed`` categories with a new counter value; None when nothing changed."""
-    if not changed:
+def bump(conn: Connection, changed: Collection[str], keys: Collection[str] = ()) -> int | None:
+    """Stamp ``changed`` categories, and the items of ``keys``, with a new counter value;
+    None when nothing changed."""
+    if not changed and not keys:
         return None
     value = conn.execute(
         update(meta)
@@ -207,13 +208,16 @@ def bump(conn: Connection, changed: Collection[str]) -> int | None:
         .values(value=meta.c.value + 1)
         .returning(meta.c.value)
     ).scalar_one()
-    upsert(
-        conn,
-        category_changes,
-        [{"category_id": cid, "counter": value} for cid in sorted(changed)],
-        ["category_id"],
-        ["counter"],
-    )
+    if changed:
+        upsert(
+            conn,
+            category_changes,
+            [{"category_id": cid, "counter": value} for cid in sorted(changed)],
+            ["category_id"],
+            ["counter"],
+        )
+    for part in chunks(sorted(keys)):
+        conn.execute(update(items).where(items.c.key.in_(part)).values(changed=value))
     return int(value)
 
 

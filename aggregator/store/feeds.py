@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, select
 
 from aggregator.model import Entry
 from aggregator.store.bulk import chunks
@@ -46,7 +47,17 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
             .where(ic.category_id == category)
             .order_by(ic.published.desc(), ic.key)
         )
-    rows = conn.execute(stmt if limit is None else stmt.limit(limit)).all()
+    return _entries(conn, stmt if limit is None else stmt.limit(limit))
+
+
+def changed_entries(conn: Connection, since: int) -> list[Entry]:
+    """The entries whose items changed after change counter ``since`` (their posts follow)."""
+    stmt = select(*_COLUMNS).where(items.c.changed > since).order_by(items.c.key)
+    return _entries(conn, stmt)
+
+
+def _entries(conn: Connection, stmt: Select[Any]) -> list[Entry]:
+    rows = conn.execute(stmt).all()
     filed: dict[int, list[str]] = defaultdict(list)
     carried: dict[int, list[str]] = defaultdict(list)
     for part in chunks([row.id for row in rows]):

@@ -281,7 +281,7 @@ def apply_items(
 
     merger.remerge(source_id, remerge)
     merger.write_counts()
-    cats.bump(conn, merger.changed_categories)
+    cats.bump(conn, merger.changed_categories, merger.changed_keys)
     dropped = merger.dropped_keys
     return ApplyResult(
         new=sum(1 for i in new if i.key not in dropped),

@@ -171,7 +171,7 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
         if differs(one, outcome):
             moved.append((one, outcome))
     changed_categories = _write(conn, moved, now) if moved else set()
-    cats.bump(conn, changed_categories)
+    cats.bump(conn, changed_categories, [s.view.key for s, _ in moved])  # posts follow them
     upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
     return Reapplied(
         evaluated=evaluated,

@@ -205,6 +205,10 @@ items = Table(
     # before a retitle rule changed ``title`` (None: no rule did)
     Column("dropped", Boolean, nullable=False, server_default=false()),
     Column("base_title", Text),
+    # meta 'changes' of the transaction that last changed it (None: before 0007): the posts
+    # to rewrite are exactly the items changed after the counter the files were written at
+    Column("changed", BigInteger),
+    Index(None, "changed"),
 )
 
 item_versions = Table(

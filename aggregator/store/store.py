@@ -225,6 +225,11 @@ class Store:
         with self._read("reading entries") as conn:
             return feeds.entries(conn, category, limit)
 
+    def changed_entries(self, since: int) -> list[Entry]:
+        """The entries whose items changed after change counter ``since``."""
+        with self._read("reading changed entries") as conn:
+            return feeds.changed_entries(conn, since)
+
     def change_counter(self) -> int:
         with self._read("reading the change counter") as conn:
             return cats.change_counter(conn)
