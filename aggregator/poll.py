@@ -258,10 +258,10 @@ def refetch_once(
     fetcher = fetcher or Fetcher(config.limits)
     try:
         done = refetch(fetcher, store, source, utcnow(), reapply_rules(config, store))
-        counter, unwritten = _unwritten(config, store)
+        counter, seen, unwritten = _unwritten(config, store)
         if unwritten is None or unwritten or done.changed_categories:
             changed = None if unwritten is None else unwritten | done.changed_categories
-            _write(config, store, changed, counter)
+            _write(config, store, changed, seen, counter)
         return done
     finally:
         if own_fetcher:
@@ -290,9 +290,8 @@ def _write(
     from aggregator.outputs import write_outputs
     from aggregator.write import replace_file
 
-    if not write_outputs(
-        config, store, changed, since=seen
-    ).failed:  # else the next poll tries again
+    # a file not written: no stamp, so the next poll tries it again
+    if not write_outputs(config, store, changed, since=seen).failed:
         replace_file(config.aggregator.output_dir / WRITTEN_STAMP, b"%d\n" % counter)
 
 
