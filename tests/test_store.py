@@ -579,6 +579,8 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
                 conn.execute(text(f"ALTER TABLE {table} DROP COLUMN enclosures"))
             for column in ("dropped", "base_title"):  # 0006 (rules)
                 conn.execute(text(f"ALTER TABLE items DROP COLUMN {column}"))
+            conn.execute(text("DROP INDEX ix_items_changed"))  # 0007
+            conn.execute(text("ALTER TABLE items DROP COLUMN changed"))
         store.close()
         store = Store.open(db_url)  # migrates to head
         before = [replace(e, sources=()) for e in store.entries(None, None)]
