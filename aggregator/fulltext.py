@@ -3,7 +3,8 @@
     decide.decide (which items, within [limits] max_details_per_poll)
       ─▶ page request through the source's Fetcher (limits, per-host slots, SSRF guard),
          conditional with the validators kept from the last read of that page
-      ─▶ extract.extract_article (rule "auto" or "css:<selector>")
+      ─▶ extract.extract_article (rule "auto" or "css:<selector>"), a page over 16 KiB
+         in a parse child under [limits] parse_timeout, as a large feed is
       ─▶ ItemDecision.resolve: the article becomes the content (sanitized), the feed's
          summary stays the summary
 
@@ -21,9 +22,10 @@ from typing import TYPE_CHECKING
 
 from aggregator.config import SourceConfig
 from aggregator.decide import Change, Detail, ItemDecision
-from aggregator.errors import AggregatorError
+from aggregator.errors import AggregatorError, ParseError
 from aggregator.extract import FulltextRule, extract_article, parse_rule
-from aggregator.model import DetailPage, FetchJob, Item, NotModified
+from aggregator.model import DetailPage, Fetched, FetchJob, Item, NotModified
+from aggregator.parse.budget import INLINE_MAX_BYTES, run_with_budget
 from aggregator.rules import NO_RULES, RuleSet
 
 if TYPE_CHECKING:
@@ -57,9 +59,13 @@ def complete(
     decisions: Sequence[ItemDecision],
     warnings: list[str],
     *,
+    timeout: float,
     conditional: bool = True,
 ) -> Completed:
-    """Do what the decisions say: fetch and extract each page marked FETCH, in order."""
+    """Do what the decisions say: fetch and extract each page marked FETCH, in order.
+
+    ``timeout``: the time budget of extracting one large page (``parse_timeout``).
+    """
     assert source.fulltext is not None
     rule = parse_rule(source.fulltext)
     fetching = [d.item.key for d in decisions if d.detail is Detail.FETCH]
@@ -73,7 +79,7 @@ def complete(
             continue
         # validators only for a page whose article we hold: a 304 must leave a body in place
         page = known.get(decision.item.key) if decision.kept_raw is not None else None
-        body, read = _read(fetcher, source, rule, decision.item, page, warnings)
+        body, read = _read(fetcher, source, rule, decision.item, page, warnings, timeout)
         if read is not None:
             seen.append(read)
         if body is _SAME:
@@ -98,6 +104,7 @@ def _read(
     item: Item,
     page: DetailPage | None,
     warnings: list[str],
+    timeout: float,
 ) -> tuple[str | _Same | None, DetailPage | None]:
     assert item.detail_url is not None
     job = FetchJob(
@@ -118,7 +125,14 @@ def _read(
     if isinstance(outcome, NotModified):
         return _SAME, DetailPage(item.key, item.detail_url, outcome.etag, outcome.last_modified)
     read = DetailPage(item.key, item.detail_url, outcome.etag, outcome.last_modified)
-    body = extract_article(outcome.body, outcome.headers, outcome.url, rule)
+    try:
+        body = _extract(outcome, rule, timeout)
+    except ParseError as exc:
+        warnings.append(
+            f"{source.id}: fulltext: reading {outcome.url} ({item.key}) failed ({exc}); "
+            "kept the feed's text, will ask again next poll"
+        )
+        return None, None
     if body is None:
         what = (
             f"selector {rule.selector!r} matched nothing" if rule.selector else "no article found"
@@ -129,6 +143,16 @@ def _read(
         )
         return None, None
     return body, read
+
+
+def _extract(fetched: Fetched, rule: FulltextRule, timeout: float) -> str | None:
+    """The article; a large page in a parse child, killed when it overruns ``timeout``."""
+    if len(fetched.body) <= INLINE_MAX_BYTES:
+        return extract_article(fetched.body, fetched.headers, fetched.url, rule)
+    headers = dict(fetched.headers)
+    return run_with_budget(
+        extract_article, fetched.body, headers, fetched.url, rule, timeout=timeout
+    )
 
 
 @dataclass(frozen=True)
@@ -150,6 +174,8 @@ def refetch(
     source: SourceConfig,
     now: datetime,
     rules: RuleSet = NO_RULES,
+    *,
+    timeout: float,
 ) -> Refetched:
     """Every stored item of ``source`` read again from its page, unconditionally, once."""
     stored = [i for i in store.versions_of(source.id) if i.link]
@@ -164,7 +190,7 @@ def refetch(
         for item in stored
     ]
     warnings: list[str] = []
-    done = complete(fetcher, store, source, decisions, warnings, conditional=False)
+    done = complete(fetcher, store, source, decisions, warnings, timeout=timeout, conditional=False)
     extracted = [item for item in done.items if not item.detail_pending]
     applied = store.apply_items(source.id, extracted, now, rules, force=True)
     store.save_detail_pages(source.id, done.pages, now)

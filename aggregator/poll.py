@@ -257,7 +257,9 @@ def refetch_once(
     own_fetcher = fetcher is None
     fetcher = fetcher or Fetcher(config.limits)
     try:
-        done = refetch(fetcher, store, source, utcnow(), reapply_rules(config, store))
+        timeout = config.limits.parse_timeout.total_seconds()
+        rules = reapply_rules(config, store)
+        done = refetch(fetcher, store, source, utcnow(), rules, timeout=timeout)
         counter, seen, unwritten = _unwritten(config, store)
         if unwritten is None or unwritten or done.changed_categories:
             changed = None if unwritten is None else unwritten | done.changed_categories

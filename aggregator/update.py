@@ -246,7 +246,8 @@ def _fetch_details(
     if source.fulltext is not None:
         from aggregator.fulltext import complete
 
-        done = complete(ctx.fetcher, ctx.store, source, decisions.store, warnings)
+        timeout = ctx.config.limits.parse_timeout.total_seconds()
+        done = complete(ctx.fetcher, ctx.store, source, decisions.store, warnings, timeout=timeout)
         return done.items, done.pages
     items = [
         decision.resolve(

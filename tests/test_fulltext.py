@@ -388,3 +388,19 @@ def test_pages_share_the_hosts_request_slots(
     assert out.returncode == 0, out.stderr
     assert sum(page_requests(loopback).values()) == 6  # each source reads each page once
     assert counter.most == per_host
+
+
+def test_a_large_page_is_extracted_under_the_parse_budget(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """With no time at all, the 65 KB blog page overruns (a warning); the 3 KB one is inline."""
+    serve_site(loopback, ["/news/a/neijiang.html", "/news/a/django.html"])
+    cfg = config(
+        tmp_path, f"sqlite:///{tmp_path}/agg.db", feed_source(loopback.url), 'parse_timeout = "0s"'
+    )
+    out = aggregator("poll", "-c", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "django.html" in out.stderr and "parse exceeded 0s" in out.stderr
+    got = contents(tmp_path / "public")
+    assert got[loopback.url + "/news/a/django.html"].startswith("摘要")  # kept the feed's text
+    assert KEY["/news/a/neijiang.html"][0] in got[loopback.url + "/news/a/neijiang.html"]
