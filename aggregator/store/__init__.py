@@ -6,6 +6,7 @@ schema.py      tables; migrations/ builds the same
 sources.py     per-source state, leases
 categories.py  categories, change counters, a post's category
 items.py       apply_items: versions in, merged items out
+versions.py    one source's versions: stored, same again, written
 merge.py       the merge policy (pure)
 feeds.py       entries, newest first
 prune.py       retention and tombstones

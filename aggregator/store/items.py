@@ -14,6 +14,9 @@ The versions are stored as the sources gave them; only the merged row holds
 what the rules made of it, so a rule change is re-applied from what is
 stored (rulings.py), never by a refetch.
 
+The versions themselves (what each source said) are read and written by
+versions.py; here they become merged items (what readers see).
+
 Every step is one statement per batch (chunked IN lists, executemany), not a
 round trip per item; the statements are built once, here, not per call.
 """
@@ -21,81 +24,28 @@ round trip per item; the statements are built once, here, not per call.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from dataclasses import replace as replaced
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Row, bindparam, delete, select, update
+from sqlalchemy import BindParameter, Connection, bindparam, delete, select, update
 
-from aggregator.model import Item, KnownVersion
+from aggregator.model import Item
 from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.store import categories as cats
-from aggregator.store import counts
+from aggregator.store import counts, versions
 from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult
-from aggregator.store.schema import item_categories, item_versions, items, tombstones
+from aggregator.store.schema import item_categories, item_versions, items
 from aggregator.store.sources import add_versions
-
-#: the Item fields a version row keeps, under the same names
-_VERSION_FIELDS = (
-    "guid",
-    "link",
-    "infocode",
-    "title",
-    "content_raw",
-    "content_html",
-    "summary_html",
-    "author",
-    "published",
-    "updated",
-    "priority",
-    "content_hash",
-    "detail_url",
-    "detail_pending",
-    "enclosures",
-)
+from aggregator.store.versions import to_item
 
 _v = item_versions.c
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SOURCE: BindParameter[Any] = bindparam("source_id")
 
-_TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
-_KNOWN = select(_v.key, _v.content_hash, _v.detail_pending, _v.content_raw, _v.content_html).where(
-    _v.source_id == _SOURCE, _v.key.in_(_KEYS)
-)
-#: per key already merged: its item id, and this source's version if it carries one
-_STORED = (
-    select(
-        items.c.key,
-        items.c.id,
-        _v.item_id,
-        _v.content_hash,
-        _v.priority,
-        _v.categories,
-        _v.detail_pending,
-    )
-    .select_from(
-        items.outerjoin(item_versions, (_v.item_id == items.c.id) & (_v.source_id == _SOURCE))
-    )
-    .where(items.c.key.in_(_KEYS))
-)
-_SEEN_AGAIN = (
-    update(item_versions)
-    .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
-    .values(last_seen=bindparam("b_now"))
-)
-_INSERT_VERSIONS = Inserts(
-    item_versions,
-    ("source_id", "key", "item_id", *_VERSION_FIELDS, "categories", "first_seen", "last_seen"),
-)
-_UPDATE_VERSIONS = (
-    update(item_versions)
-    .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
-    .values({name: bindparam(name) for name in (*_VERSION_FIELDS, "categories", "last_seen")})
-)
 _ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 #: the merged items being re-merged, one row per category they are filed under (or one, None)
 _CURRENT = (
@@ -154,79 +104,6 @@ AHEAD = timedelta(days=1)
 lock_items = cats.lock_items
 
 
-def tombstoned(conn: Connection, keys: Iterable[str]) -> frozenset[str]:
-    found: set[str] = set()
-    for part in chunks(sorted(set(keys))):
-        found.update(conn.execute(_TOMBSTONED, {"keys": part}).scalars())
-    return frozenset(found)
-
-
-def known_versions(
-    conn: Connection, source_id: str, keys: Iterable[str]
-) -> dict[str, KnownVersion]:
-    found: dict[str, KnownVersion] = {}
-    for part in chunks(sorted(set(keys))):
-        for row in conn.execute(_KNOWN, {"source_id": source_id, "keys": part}):
-            found[row.key] = KnownVersion(
-                row.key,
-                row.content_hash,
-                bool(row.detail_pending),
-                row.content_raw,
-                row.content_html,
-            )
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """The stored version's fields that decide new / changed / same."""
-
-    item_id: int
-    content_hash: str
-    priority: int
-    categories: tuple[str, ...]
-    detail_pending: bool
-
-
-def _stored(
-    conn: Connection, source_id: str, keys: Sequence[str]
-) -> tuple[dict[str, int], dict[str, _Stored]]:
-    """Item ids of the keys already merged, and this source's versions among them."""
-    item_ids: dict[str, int] = {}
-    versions: dict[str, _Stored] = {}
-    for part in chunks(keys):
-        for r in conn.execute(_STORED, {"source_id": source_id, "keys": part}):
-            item_ids[r.key] = r.id
-            if r.item_id is not None:
-                versions[r.key] = _Stored(
-                    r.item_id,
-                    r.content_hash,
-                    r.priority,
-                    tuple(r.categories),
-                    bool(r.detail_pending),
-                )
-    return item_ids, versions
-
-
-def _same(stored: _Stored, item: Item) -> bool:
-    return (stored.content_hash, stored.priority, stored.categories, stored.detail_pending) == (
-        item.content_hash,
-        item.priority,
-        _category_ids(item),
-        item.detail_pending,
-    )
-
-
-def _category_ids(item: Item) -> tuple[str, ...]:
-    return tuple(sorted(set(item.categories)))
-
-
-def _version_row(item: Item, now: datetime) -> dict[str, Any]:
-    row = {name: getattr(item, name) for name in _VERSION_FIELDS}
-    row.update(categories=_category_ids(item), last_seen=now)
-    return row
-
-
 def apply_items(
     conn: Connection,
     source_id: str,
@@ -246,18 +123,16 @@ def apply_items(
         by_key.setdefault(item.key, item)
     if not by_key:
         return ApplyResult()
-    item_ids, stored = _stored(conn, source_id, sorted(by_key))
+    item_ids, stored = versions.stored_versions(conn, source_id, sorted(by_key))
     # a pruned key has no item left: only the keys without one can be tombstoned
-    dead = tombstoned(conn, [k for k in by_key if k not in item_ids])
+    dead = versions.tombstoned(conn, [k for k in by_key if k not in item_ids])
     keys = sorted(k for k in by_key if k not in dead)
     new = [by_key[k] for k in keys if k not in stored]
-    changed = [
-        by_key[k] for k in keys if k in stored and (force or not _same(stored[k], by_key[k]))
-    ]
-    same = [k for k in keys if k in stored and not force and _same(stored[k], by_key[k])]
+    same = [k for k in keys if k in stored and not force and versions.is_same(stored[k], by_key[k])]
+    unchanged = set(same)
+    changed = [by_key[k] for k in keys if k in stored and k not in unchanged]
 
-    for part in chunks(same):
-        conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})
+    versions.seen_again(conn, source_id, same, now)
 
     merger = _Merger(conn, now, rules)
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
@@ -265,19 +140,9 @@ def apply_items(
     if new:
         add_versions(conn, source_id, len(new))  # before the versions: they need its row
         item_ids.update(merger.insert_fresh([i for i in new if i.key not in item_ids]))
-        rows = []
-        for item in new:
-            row = _version_row(item, now)
-            row.update(
-                source_id=source_id, key=item.key, item_id=item_ids[item.key], first_seen=now
-            )
-            rows.append(row)
-        _INSERT_VERSIONS.execute(conn, rows)
+        versions.insert_versions(conn, source_id, new, item_ids, now)
     if changed:
-        conn.execute(
-            _UPDATE_VERSIONS,
-            [{"b_source": source_id, "b_key": i.key, **_version_row(i, now)} for i in changed],
-        )
+        versions.update_versions(conn, source_id, changed, now)
 
     merger.remerge(source_id, remerge)
     merger.write_counts()
@@ -292,17 +157,6 @@ def apply_items(
         future_dated=len(merger.future_dated),
         changed_categories=frozenset(merger.changed_categories),
         changed_keys=frozenset(merger.changed_keys),
-    )
-
-
-def to_item(row: Row[Any]) -> Item:
-    """A stored version as the Item the merge reads."""
-    m = row._mapping
-    return Item(
-        key=m["key"],
-        source_id=m["source_id"],
-        categories=tuple(m["categories"]),
-        **{name: m[name] for name in _VERSION_FIELDS},
     )
 
 

@@ -10,8 +10,8 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from aggregator.model import DetailPage, Item
 from aggregator.store.bulk import chunks
-from aggregator.store.items import to_item
 from aggregator.store.schema import detail_pages, item_versions
+from aggregator.store.versions import to_item
 
 _p = detail_pages.c
 

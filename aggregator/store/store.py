@@ -32,7 +32,7 @@ from aggregator.model import (
 from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
-from aggregator.store import feeds, items, pages, prune, rulings, sources
+from aggregator.store import feeds, items, pages, prune, rulings, sources, versions
 from aggregator.store.records import ApplyResult, Changes
 
 
@@ -168,12 +168,12 @@ class Store:
 
     def known_versions(self, source_id: str, keys: Iterable[str]) -> dict[str, KnownVersion]:
         with self._read("reading stored versions") as conn:
-            return items.known_versions(conn, source_id, keys)
+            return versions.known_versions(conn, source_id, keys)
 
     def tombstoned(self, keys: Iterable[str]) -> frozenset[str]:
         """The keys among ``keys`` that were pruned (apply_items skips them)."""
         with self._read("reading tombstones") as conn:
-            return items.tombstoned(conn, keys)
+            return versions.tombstoned(conn, keys)
 
     def apply_items(
         self,

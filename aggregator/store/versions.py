@@ -1,0 +1,192 @@
+"""One source's versions of items: what each source said, as it said it.
+
+Each (source, key) has one version row; the merged item readers see is made
+from all of an item's versions (items.py). Here: which versions are stored,
+which are the same again, and writing them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BindParameter, Connection, Row, bindparam, select, update
+
+from aggregator.model import Item, KnownVersion
+from aggregator.store.bulk import Inserts, chunks
+from aggregator.store.schema import item_versions, items, tombstones
+
+#: the Item fields a version row keeps, under the same names
+VERSION_FIELDS = (
+    "guid",
+    "link",
+    "infocode",
+    "title",
+    "content_raw",
+    "content_html",
+    "summary_html",
+    "author",
+    "published",
+    "updated",
+    "priority",
+    "content_hash",
+    "detail_url",
+    "detail_pending",
+    "enclosures",
+)
+
+_v = item_versions.c
+_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
+_SOURCE: BindParameter[Any] = bindparam("source_id")
+
+_TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
+_KNOWN = select(_v.key, _v.content_hash, _v.detail_pending, _v.content_raw, _v.content_html).where(
+    _v.source_id == _SOURCE, _v.key.in_(_KEYS)
+)
+#: per key already merged: its item id, and this source's version if it carries one
+_STORED = (
+    select(
+        items.c.key,
+        items.c.id,
+        _v.item_id,
+        _v.content_hash,
+        _v.priority,
+        _v.categories,
+        _v.detail_pending,
+    )
+    .select_from(
+        items.outerjoin(item_versions, (_v.item_id == items.c.id) & (_v.source_id == _SOURCE))
+    )
+    .where(items.c.key.in_(_KEYS))
+)
+_SEEN_AGAIN = (
+    update(item_versions)
+    .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
+    .values(last_seen=bindparam("b_now"))
+)
+_INSERT_VERSIONS = Inserts(
+    item_versions,
+    ("source_id", "key", "item_id", *VERSION_FIELDS, "categories", "first_seen", "last_seen"),
+)
+_UPDATE_VERSIONS = (
+    update(item_versions)
+    .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
+    .values({name: bindparam(name) for name in (*VERSION_FIELDS, "categories", "last_seen")})
+)
+
+
+def tombstoned(conn: Connection, keys: Iterable[str]) -> frozenset[str]:
+    found: set[str] = set()
+    for part in chunks(sorted(set(keys))):
+        found.update(conn.execute(_TOMBSTONED, {"keys": part}).scalars())
+    return frozenset(found)
+
+
+def known_versions(
+    conn: Connection, source_id: str, keys: Iterable[str]
+) -> dict[str, KnownVersion]:
+    found: dict[str, KnownVersion] = {}
+    for part in chunks(sorted(set(keys))):
+        for row in conn.execute(_KNOWN, {"source_id": source_id, "keys": part}):
+            found[row.key] = KnownVersion(
+                row.key,
+                row.content_hash,
+                bool(row.detail_pending),
+                row.content_raw,
+                row.content_html,
+            )
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """The stored version's fields that decide new / changed / same."""
+
+    item_id: int
+    content_hash: str
+    priority: int
+    categories: tuple[str, ...]
+    detail_pending: bool
+
+
+def stored_versions(
+    conn: Connection, source_id: str, keys: Sequence[str]
+) -> tuple[dict[str, int], dict[str, Stored]]:
+    """Item ids of the keys already merged, and this source's versions among them."""
+    item_ids: dict[str, int] = {}
+    versions: dict[str, Stored] = {}
+    for part in chunks(keys):
+        for r in conn.execute(_STORED, {"source_id": source_id, "keys": part}):
+            item_ids[r.key] = r.id
+            if r.item_id is not None:
+                versions[r.key] = Stored(
+                    r.item_id,
+                    r.content_hash,
+                    r.priority,
+                    tuple(r.categories),
+                    bool(r.detail_pending),
+                )
+    return item_ids, versions
+
+
+def is_same(stored: Stored, item: Item) -> bool:
+    return (stored.content_hash, stored.priority, stored.categories, stored.detail_pending) == (
+        item.content_hash,
+        item.priority,
+        _category_ids(item),
+        item.detail_pending,
+    )
+
+
+def _category_ids(item: Item) -> tuple[str, ...]:
+    return tuple(sorted(set(item.categories)))
+
+
+def _version_row(item: Item, now: datetime) -> dict[str, Any]:
+    row = {name: getattr(item, name) for name in VERSION_FIELDS}
+    row.update(categories=_category_ids(item), last_seen=now)
+    return row
+
+
+def seen_again(conn: Connection, source_id: str, keys: Sequence[str], now: datetime) -> None:
+    """Versions carried again unchanged: only their ``last_seen`` moves."""
+    for part in chunks(keys):
+        conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})
+
+
+def insert_versions(
+    conn: Connection,
+    source_id: str,
+    fresh: Sequence[Item],
+    item_ids: Mapping[str, int],
+    now: datetime,
+) -> None:
+    """Versions this source never carried, each under its merged item's id."""
+    rows = []
+    for item in fresh:
+        row = _version_row(item, now)
+        row.update(source_id=source_id, key=item.key, item_id=item_ids[item.key], first_seen=now)
+        rows.append(row)
+    _INSERT_VERSIONS.execute(conn, rows)
+
+
+def update_versions(
+    conn: Connection, source_id: str, changed: Sequence[Item], now: datetime
+) -> None:
+    conn.execute(
+        _UPDATE_VERSIONS,
+        [{"b_source": source_id, "b_key": i.key, **_version_row(i, now)} for i in changed],
+    )
+
+
+def to_item(row: Row[Any]) -> Item:
+    """A stored version as the Item the merge reads."""
+    m = row._mapping
+    return Item(
+        key=m["key"],
+        source_id=m["source_id"],
+        categories=tuple(m["categories"]),
+        **{name: m[name] for name in VERSION_FIELDS},
+    )
