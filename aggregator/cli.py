@@ -1,35 +1,215 @@
-"""Arguments -> calls. No logic of its own beyond exit codes and printing."""
+"""Arguments -> calls, and the one error boundary: a line on stderr and an exit status.
+
+No traceback reaches an admin: every error ends as ``error: <what to fix>``
+on stderr, exit 2 for configuration and usage problems (the database URL and
+its driver included), 1 for run-time failures. ``--log-level debug`` logs the
+traceback of an unexpected one.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from aggregator.config import Config, load_config, resolve_config_path
-from aggregator.errors import ConfigError, StoreError
+from aggregator.errors import ConfigError, ConfigProblem, StoreError
+
+log = logging.getLogger("aggregator.cli")
 
 CONFIG_HELP = (
     "config file (else $AGGREGATOR_CONFIG, /etc/aggregator/aggregator.toml, "
     "./config/aggregator.toml)"
 )
-config_option = click.option("-c", "--config", "config_path", type=click.Path(), help=CONFIG_HELP)
+config_option = click.option(
+    "-c", "--config", "config_path", type=click.Path(), metavar="PATH", help=CONFIG_HELP
+)
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+#: exit statuses of each command, for its --help and the man page
+EXIT_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
+    "run": ((0, "stopped cleanly (SIGTERM/SIGINT)"), (1, "a run-time failure")),
+    "poll": ((0, "every source fine"), (1, "one or more sources failed (each reported)")),
+    "build": ((0, "every output written"), (1, "an output or the database failed")),
+    "serve": ((0, "stopped cleanly"), (1, "cannot listen")),
+    "check-config": ((0, "valid"),),
+    "sources": ((0, "table printed"), (1, "the database failed or its schema is not current")),
+    "import-opml": ((0, "sources added, or nothing to add"), (1, "a run-time failure")),
+    "export-opml": ((0, "OPML printed"),),
+}
+DEFAULT_EXIT = ((0, "done"), (1, "a run-time failure"))
+CONFIG_EXIT = (2, "a configuration or usage error (check-config lists every problem)")
+ENVIRONMENT = (
+    ("AGGREGATOR_CONFIG", "the config file when -c is not given"),
+    ("AGGREGATOR_LOG_LEVEL", "the log level when --log-level is not given"),
+    ("JOURNAL_STREAM", "set by systemd: log lines carry journald priorities, no timestamps"),
+)
+
+
+def error(message: object) -> None:
+    click.echo(f"error: {message}", err=True)
+
+
+def report(exc: BaseException) -> int:
+    """Print ``exc`` as one line (a line per config problem); its exit status."""
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            error(problem)
+        return 2
+    if isinstance(exc, StoreError):
+        error(exc)
+        return 1
+    if isinstance(exc, OSError) and exc.strerror:
+        error(f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror)
+        return 1
+    log.debug("unexpected error", exc_info=exc)
+    error(f"{type(exc).__name__}: {exc} (--log-level debug logs where it happened)")
+    return 1
+
+
+class Aggregator(click.Group):
+    """The command group; its ``main`` is the error boundary of every command."""
+
+    def main(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, prog_name: str | None = None, **extra: Any
+    ) -> NoReturn:
+        complete_commands(self)
+        extra["standalone_mode"] = False
+        try:
+            status = super().main(args, prog_name or "aggregator", **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+            sys.exit(2)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "aggregator"
+            error(f"{exc.format_message()} (see {where} --help)")
+            sys.exit(2)
+        except click.ClickException as exc:
+            error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            error("interrupted")
+            sys.exit(130)
+        except Exception as exc:  # the boundary: anything else is one line too
+            sys.exit(report(exc))
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is None:
+        return
+    if value.lower() not in LOG_LEVELS:
+        source = ctx.get_parameter_source(param.name or "")
+        where = "AGGREGATOR_LOG_LEVEL" if source is ParameterSource.ENVIRONMENT else "--log-level"
+        raise click.BadParameter(
+            f"{value!r} is not a log level; use {', '.join(LOG_LEVELS)}", param_hint=where
+        )
+    from aggregator.logs import set_level
+
+    set_level(value)
+
+
+def _log_level_option() -> click.Option:
+    return click.Option(
+        ["--log-level"],
+        metavar="LEVEL",
+        envvar="AGGREGATOR_LOG_LEVEL",
+        show_envvar=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_log_level,
+        help="the least severe messages logged: debug, info (the default), warning or error",
+    )
+
+
+def exit_statuses(name: str) -> tuple[tuple[int, str], ...]:
+    return (*EXIT_STATUSES.get(name, DEFAULT_EXIT), CONFIG_EXIT)
+
+
+def complete_commands(group: click.Group) -> None:
+    """Every command (also one added later) gets --log-level, and exit statuses and
+    environment in its --help, so each help page stands alone."""
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            complete_commands(command)
+        if not any(p.name == "log_level" for p in command.params):
+            command.params.append(_log_level_option())
+        if command.epilog is None:
+            lines = ["\b", "Exit status:"]
+            lines += [f"  {code}  {what}" for code, what in exit_statuses(name)]
+            lines += ["", "\b", "Environment:"]
+            lines += [f"  {var:<21} {what}" for var, what in ENVIRONMENT]
+            command.epilog = "\n".join(lines)
+
+
+def _print_versions(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from aggregator.versions import versions_text
+
+    click.echo(versions_text())
+    ctx.exit(0)
+
+
+@contextmanager
+def writing_outputs() -> Iterator[None]:
+    """A file that cannot be written: name it and the settings that lead there (exit 1)."""
+    try:
+        yield
+    except OSError as exc:
+        if not exc.filename:
+            raise
+        raise click.ClickException(
+            f"cannot write {exc.filename}: {exc.strerror} "
+            "(check output_dir, and [posts] dir, in the config)"
+        ) from exc
 
 
 def _load(config_path: str | None) -> Config:
-    try:
-        return load_config(resolve_config_path(config_path))
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        sys.exit(2)
+    """The config, with its database URL checked (a ConfigError otherwise: exit 2)."""
+    config = load_config(resolve_config_path(config_path))
+    problems = database_problems(config)
+    if problems:
+        raise ConfigError(problems)
+    from aggregator.logs import set_format
+
+    set_format(config.aggregator.log_format)
+    return config
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="aggregator")
+def database_problems(config: Config) -> list[ConfigProblem]:
+    """A database URL that can never work (unreadable, unknown kind, driver missing)."""
+    from aggregator.config.keylines import KeyLines
+    from aggregator.store.engine import url_problem
+
+    problem = url_problem(config.aggregator.database)
+    if problem is None:
+        return []
+    line = KeyLines(config.path).find("aggregator.database")
+    return [ConfigProblem(str(config.path), line, "aggregator.database", problem)]
+
+
+@click.group(cls=Aggregator, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_versions,
+    help="print the versions of aggregator, Python and the key libraries, and exit",
+)
 def main() -> None:
-    """Feed aggregator: polls sources, merges items by infoCode, writes Atom feeds."""
+    """Feed aggregator: polls sources, merges items by infoCode, writes Atom feeds.
+
+    Every command takes -c CONFIG and --log-level; `aggregator COMMAND --help`
+    tells each one's options, exit statuses and environment.
+    """
     from aggregator.logs import setup_logging
 
     setup_logging()
@@ -48,7 +228,9 @@ def run(config_path: str | None) -> None:
 
 @main.command()
 @config_option
-@click.option("--source", "source_ids", multiple=True, metavar="ID", help="poll only this source")
+@click.option(
+    "--source", "source_ids", multiple=True, metavar="ID", help="poll only this source (repeatable)"
+)
 def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     """Poll every (or the named) source once, store, write the feeds."""
     from aggregator import metrics
@@ -61,11 +243,8 @@ def poll(config_path: str | None, source_ids: tuple[str, ...]) -> None:
     unknown = [s for s in source_ids if config.source(s) is None]
     if unknown:
         raise click.UsageError(f"unknown source id: {', '.join(unknown)}")
-    try:
+    with writing_outputs():
         results = poll_once(config, source_ids or None, progress=sys.stderr.isatty())
-    except StoreError as exc:
-        click.echo(f"database error: {exc}", err=True)
-        sys.exit(1)
     for result in results:
         click.echo(format_result(result))
     sys.exit(1 if any(r.status == "failed" for r in results) else 0)
@@ -143,16 +322,13 @@ def build(config_path: str | None) -> None:
 
     config = _load(config_path)
     _settled()
+    store = open_store(config)
     try:
-        store = open_store(config)
-        try:
-            reapply_rules(config, store)
+        reapply_rules(config, store)
+        with writing_outputs():
             written = write_outputs(config, store, None)
-        finally:
-            store.close()
-    except StoreError as exc:
-        click.echo(f"database error: {exc}", err=True)
-        sys.exit(2)
+    finally:
+        store.close()
     click.echo(f"wrote {written.written} files, {written.unchanged} unchanged")
     if written.failed:
         for failure in written.failed:
@@ -183,10 +359,13 @@ def check_config(config_path: str | None, print_config: bool) -> None:
     try:
         path = resolve_config_path(config_path)
         config = load_config(path)
+        problems = database_problems(config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = exc.problems
+    if problems:
+        for problem in problems:
             click.echo(str(problem))
-        click.echo(f"{len(exc.problems)} problem(s) found", err=True)
+        click.echo(f"{len(problems)} problem(s) found", err=True)
         sys.exit(2)
     summary = f"{path}: ok ({len(config.sources)} sources, {len(config.categories)} categories)"
     if print_config:
@@ -257,7 +436,7 @@ def import_opml(opml_file: str, config_path: str | None, category: str | None, o
     try:
         feeds = read_opml(Path(opml_file).read_bytes())
     except (OSError, OpmlError) as exc:
-        click.echo(f"{opml_file}: {exc}", err=True)
+        error(f"{opml_file}: {exc}")
         sys.exit(2)
     plan = plan_import(feeds, config, category)
     for url, reason in plan.skipped:
@@ -270,8 +449,8 @@ def import_opml(opml_file: str, config_path: str | None, category: str | None, o
         import_into(path, target, plan, Path(opml_file).name)
     except ConfigError as exc:
         for problem in exc.problems:
-            click.echo(f"config error: {problem}", err=True)
-        click.echo(f"{target} left as it was", err=True)
+            error(problem)
+        error(f"{target} left as it was")
         sys.exit(2)
     for cid, title in plan.categories:
         click.echo(f"declared category {cid} ({title})")

@@ -20,6 +20,7 @@
     │   ├── Unparseable        broken beyond recovery, or parsing over its budget
     │   └── EmptyFeed          a well-formed document with nothing in it
     └── StoreError             the database did not answer
+        └── SchemaMismatch     a read-only command met a schema not this version's
 
 Lower-level errors (requests, expat, SQLAlchemy) are translated at the stage
 boundary to the most specific class here and re-raised ``from`` the original.
@@ -143,3 +144,16 @@ class EmptyFeed(ParseError):
 
 class StoreError(AggregatorError):
     kind = "database"
+
+
+class SchemaMismatch(StoreError):
+    """The schema is behind (or ahead of, or missing from) what this version reads.
+
+    Raised where a command may only read (``sources``, ``serve``): those never
+    migrate; ``poll`` and ``run`` do.
+    """
+
+    def __init__(self, message: str, found: str | None, needed: str | None) -> None:
+        super().__init__(message)
+        self.found = found  #: the database's alembic revision; None: no schema yet
+        self.needed = needed  #: this version's head revision

@@ -27,6 +27,7 @@ from aggregator import metrics
 from aggregator.config import Config, SourceConfig
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher
+from aggregator.logs import log_fields
 from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
 from aggregator.rules import RuleSet, config_rules
@@ -183,19 +184,20 @@ def log_result(r: UpdateResult) -> None:
     """One key=value line per poll per source (journald-friendly), and the poll metrics."""
     metrics.record_poll(r)
     level = logging.WARNING if r.status == PollStatus.FAILED else logging.INFO
-    log.log(
+    error = {"error": r.error_kind, "message": r.error_message or ""} if r.error_kind else {}
+    log_fields(
+        log,
         level,
-        "poll source=%s status=%s new=%d updated=%d unchanged=%d skipped=%d dropped=%d "
-        "duration=%.3f%s",
-        r.source_id,
-        r.status.value,
-        r.new,
-        r.updated,
-        r.unchanged,
-        r.skipped,
-        r.dropped,
-        r.duration,
-        f" error={r.error_kind} message={r.error_message!r}" if r.error_kind else "",
+        "poll",
+        source=r.source_id,
+        status=r.status.value,
+        new=r.new,
+        updated=r.updated,
+        unchanged=r.unchanged,
+        skipped=r.skipped,
+        dropped=r.dropped,
+        duration=float(r.duration),
+        **error,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -10,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from aggregator.config import Config
+from aggregator.errors import SchemaMismatch
 from aggregator.model import SourceHealth, SourceState
 
 
@@ -48,13 +50,25 @@ def source_rows(config: Config, states: dict[str, SourceState]) -> list[tuple[st
 
 
 def print_sources_table(config: Config, console: Console | None = None) -> None:
-    from aggregator.poll import open_store
+    """Reads only: the database is neither created nor migrated nor written.
 
-    store = open_store(config)
+    No database yet: every source as never polled, and a note on stderr. A schema
+    not this version's raises SchemaMismatch (``poll`` or ``run`` upgrades it).
+    """
+    from aggregator.store import Store
+
     try:
-        states = {s.source_id: s for s in store.states()}
-    finally:
-        store.close()
+        store = Store.open_readonly(config.aggregator.database)
+    except SchemaMismatch as exc:
+        if exc.found is not None:
+            raise
+        print(f"note: {exc}", file=sys.stderr)
+        states: dict[str, SourceState] = {}
+    else:
+        try:
+            states = {s.source_id: s for s in store.states()}
+        finally:
+            store.close()
     # Text cells, never markup: a stored error or a title may hold "[/x]" (issue 13)
     table = Table(title=Text(f"sources ({config.path})"), expand=False)
     for name in ("id", "title", "categories", "last poll", "status", "error", "items", "next poll"):
@@ -66,6 +80,4 @@ def print_sources_table(config: Config, console: Console | None = None) -> None:
 
 
 def _tty() -> bool:
-    import sys
-
     return sys.stdout.isatty()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,13 +22,16 @@ FEED = (
 )
 
 
-def poll_logging(tmp_path: Path, loopback: LoopbackServer, journal: bool) -> tuple[str, str]:
+def poll_logging(
+    tmp_path: Path, loopback: LoopbackServer, journal: bool, settings: str = ""
+) -> tuple[str, str]:
     """Run ``aggregator poll`` with stderr in a file; JOURNAL_STREAM naming that file or not."""
     good = loopback.add("/feed.xml", FEED)
     config = tmp_path / "aggregator.toml"
     config.write_text(
         f"""[aggregator]
 database = "sqlite:///{tmp_path}/db.sqlite"
+{settings}
 [categories.news]
 title = "News"
 [[sources]]
@@ -42,7 +46,8 @@ categories = ["news"]
         encoding="utf-8",
     )
     err_path = tmp_path / "stderr.log"
-    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    env = {k: v for k, v in os.environ.items() if k not in ("JOURNAL_STREAM", "TZ")}
+    env["TZ"] = "Asia/Shanghai"  # the offset in text timestamps is the local one
     with err_path.open("wb") as err:
         if journal:
             st = os.fstat(err.fileno())
@@ -115,3 +120,66 @@ def test_journal_stream_of_another_file_is_ignored(
     monkeypatch.setenv("JOURNAL_STREAM", "garbage")
     with journal.open("a") as same:
         assert not journal_stream(same)
+
+
+#: ISO 8601 with milliseconds and the local offset (TZ=Asia/Shanghai in poll_logging)
+ISO = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+08:00"
+
+
+def test_text_lines_are_iso_8601_with_offset_and_logfmt(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    _, stderr = poll_logging(tmp_path, loopback, journal=False)
+    lines = {line.split("source=")[1].split()[0]: line for line in stderr.splitlines()
+             if "poll source=" in line}  # fmt: skip
+    assert re.fullmatch(
+        ISO + r" INFO aggregator\.poll: poll source=good status=ok new=1 updated=0 "
+        r"unchanged=0 skipped=0 duration=\d+\.\d{3}",
+        lines["good"],
+    ), lines["good"]
+    # a value with spaces is quoted, logfmt's way (not Python's repr)
+    assert re.fullmatch(
+        ISO + r" WARNING aggregator\.poll: poll source=broken status=failed .* "
+        r'error=5xx message="HTTP 500[^"]*"',
+        lines["broken"],
+    ), lines["broken"]
+
+
+def test_json_lines_for_log_shippers(tmp_path: Path, loopback: LoopbackServer) -> None:
+    stdout, stderr = poll_logging(tmp_path, loopback, journal=False, settings='log_format = "json"')
+    docs = [json.loads(line) for line in stderr.splitlines()]  # every line is one object
+    polls = {d["source"]: d for d in docs if d["msg"] == "poll"}
+    good, broken = polls["good"], polls["broken"]
+    assert re.fullmatch(ISO, good["ts"]), good
+    assert (good["level"], good["logger"], good["status"], good["new"]) == (
+        "info",
+        "aggregator.poll",
+        "ok",
+        1,
+    )
+    assert isinstance(good["duration"], float)
+    assert broken["level"] == "warning" and broken["error"] == "5xx"
+    assert broken["message"].startswith("HTTP 500")
+    assert all({"ts", "level", "logger", "msg"} <= set(d) for d in docs)
+    assert sorted(stdout.splitlines())[0].startswith("broken failed 5xx")  # stdout unchanged
+
+
+def test_json_lines_under_journald_keep_the_priority(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    _, stderr = poll_logging(tmp_path, loopback, journal=True, settings='log_format = "json"')
+    broken = next(line for line in stderr.splitlines() if '"source": "broken"' in line)
+    assert broken.startswith("<4>{") and json.loads(broken[3:])["status"] == "failed"
+
+
+def test_logfmt_values() -> None:
+    from aggregator.logs import logfmt_value
+
+    assert logfmt_value("plain") == "plain"
+    assert logfmt_value(3) == "3"
+    assert logfmt_value(0.41234) == "0.412"
+    assert logfmt_value("two words") == '"two words"'
+    assert logfmt_value('say "hi"') == '"say \\"hi\\""'
+    assert logfmt_value("a=b") == '"a=b"'
+    assert logfmt_value("") == '""'
+    assert logfmt_value("line\nbreak") == '"line\\nbreak"'

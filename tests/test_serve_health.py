@@ -138,6 +138,11 @@ def test_lazy_store_opens_once_and_is_kept(site: Site, db_url: str) -> None:
     store = LazyStore(db_url)
     handle = _serve(site, store)
     try:
+        # no schema yet: serve only reads, so /healthz says so until a poll makes it
+        answer = fetch(handle, "/healthz")
+        assert answer.status == 503
+        assert "aggregator poll or run makes it" in json.loads(answer.body)["error"]
+        Store.open(db_url).close()
         assert fetch(handle, "/healthz").status == 200
         opened = store()
         assert fetch(handle, "/healthz").status == 200

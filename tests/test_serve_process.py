@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from aggregator.store import Store
 from tests.test_serve import SEED_TITLE, make_site
 
 
@@ -47,6 +48,7 @@ def start_serve(config_path: Path) -> subprocess.Popen[bytes]:
 def test_serve_process_answers_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
     port = free_port()
     site = make_site(tmp_path, listen=f"127.0.0.1:{port}")
+    Store.open(site.config.aggregator.database).close()  # the schema, as a poll leaves it
     base = f"http://127.0.0.1:{port}/"
     proc = start_serve(site.config.path)
     try:
@@ -59,11 +61,10 @@ def test_serve_process_answers_and_stops_cleanly(tmp_path: Path, stop_signal: in
             base + "kejiribao.atom", headers={"If-None-Match": feed.headers["ETag"]}, timeout=5
         )
         assert again.status_code == 304
-        # serve opens the configured SQLite store itself, at the first /healthz
+        # serve reads the configured SQLite store (read-only) for /healthz
         health = requests.get(base + "healthz", timeout=10)
         assert health.status_code == 200, health.text
         assert json.loads(health.text)["database"] == "ok"
-        assert (tmp_path / "var" / "aggregator.db").exists()
         assert requests.get(base + "metrics", timeout=5).status_code == 200
         proc.send_signal(stop_signal)
         _, stderr = proc.communicate(timeout=15)
@@ -111,3 +112,26 @@ def test_serve_without_a_database_still_serves_files(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+
+
+def test_serve_creates_no_database_and_says_why_health_fails(tmp_path: Path) -> None:
+    """A read-only command: no database file appears; /healthz says what to run."""
+    port = free_port()
+    site = make_site(tmp_path, listen=f"127.0.0.1:{port}")
+    base = f"http://127.0.0.1:{port}/"
+    proc = start_serve(site.config.path)
+    try:
+        wait_until_up(proc, base)
+        assert requests.get(base + "all.atom", timeout=5).status_code == 200
+        health = requests.get(base + "healthz", timeout=10)
+        assert health.status_code == 503
+        assert "aggregator poll or run makes it" in json.loads(health.text)["error"]
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert b"Traceback" not in stderr and b"aggregator poll or run makes it" in stderr
+    assert not (tmp_path / "var").exists()

@@ -136,6 +136,7 @@ class AggregatorSettings(Frozen):
     websub_hub: HttpUrl | None = None
     #: feed formats written next to each other from one read (write/snapshot.py)
     formats: tuple[Literal["atom", "rss", "json"], ...] = ("atom", "rss", "json")
+    log_format: Literal["text", "json"] = "text"  #: json: one object a line, for log shippers
 
     @field_validator("formats")
     @classmethod

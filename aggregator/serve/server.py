@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 
 from aggregator.config import Config
+from aggregator.errors import StoreError
 from aggregator.serve.app import FeedApp
 from aggregator.serve.guard import connection_limit, guarded_protocol
 from aggregator.serve.health import ConfigProvider, HealthProvider, StoreProvider
@@ -136,7 +137,11 @@ def start_server(
 
 
 class LazyStore:
-    """``aggregator serve``'s own store: opened at the first /healthz, kept, retried on failure."""
+    """``aggregator serve``'s own store: opened at the first /healthz, kept, retried on failure.
+
+    Read-only: serve never creates, migrates or writes the database; while its
+    schema is not this version's, /healthz answers 503 saying so.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -148,7 +153,7 @@ class LazyStore:
             if self._store is None:
                 from aggregator.store import Store
 
-                self._store = Store.open(self.url)
+                self._store = Store.open_readonly(self.url)
             return self._store
 
     def close(self) -> None:
@@ -172,6 +177,10 @@ def serve_forever(config: Config) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     store = LazyStore(config.aggregator.database)
+    try:
+        store()
+    except StoreError as exc:  # the files are served all the same; /healthz says why it is 503
+        log.warning("%s", exc)
     try:
         try:
             handle = start_server(config, store, lambda: True)

@@ -15,11 +15,14 @@ import re
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+
+from aggregator.errors import SchemaMismatch, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_S = 30
@@ -44,27 +47,77 @@ def is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with our pragmas and locking; creates a SQLite file's folder if missing."""
+#: the databases the store has queries for
+BACKENDS = ("sqlite", "postgresql")
+
+
+def url_problem(url: str) -> str | None:
+    """What stops ``url`` from ever working, found without connecting; None when nothing does."""
+    try:
+        parsed = normalize_url(url)
+    except (ArgumentError, ValueError):
+        return (
+            f"not a database URL: {url!r} "
+            "(sqlite:///path/to/file.db or postgresql+psycopg://user@host/db)"
+        )
+    backend = parsed.get_backend_name()
+    if backend not in BACKENDS:
+        return f"{backend!r} databases are not supported; use sqlite:/// or postgresql+psycopg://"
+    try:
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:
+        return f"unknown database driver {parsed.drivername!r}; use sqlite or postgresql+psycopg"
+    except ImportError as exc:
+        return (
+            f"the driver of {parsed.drivername} is not installed ({exc.name or exc}); "
+            "use postgresql+psycopg://, whose driver comes with aggregator"
+        )
+    return None
+
+
+def make_engine(url: str, *, readonly: bool = False) -> Engine:
+    """An engine with our pragmas and locking; creates a SQLite file's folder if missing.
+
+    ``readonly``: the database refuses every write (SQLite ``mode=ro``, PostgreSQL
+    read-only transactions) and nothing is created, not even a folder.
+    """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed)
+        return _sqlite_engine(parsed, readonly)
     if parsed.get_backend_name() == "postgresql":
         # a server that does not answer must fail the health check, not hang it
-        connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        connect_args: dict[str, Any] = (
+            {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
+        )
+        if readonly:  # beside the URL's own options (a search_path, say), not over them
+            given = parsed.query.get("options", "")
+            given = given if isinstance(given, str) else " ".join(given)
+            connect_args["options"] = f"{given} -c default_transaction_read_only=on".strip()
         return create_engine(
             parsed, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args
         )
     return create_engine(parsed, pool_pre_ping=True)
 
 
-def _sqlite_engine(url: URL) -> Engine:
+def sqlite_path(url: URL) -> Path | None:
+    """The file of a SQLite URL; None for memory and ``file:`` URIs."""
+    if url.get_backend_name() != "sqlite" or is_sqlite_memory(url):
+        return None
+    if not url.database or url.database.startswith("file:"):
+        return None
+    return Path(url.database).expanduser()
+
+
+def _sqlite_engine(url: URL, readonly: bool = False) -> Engine:
     kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_S}}
+    path = sqlite_path(url)
     if is_sqlite_memory(url):
         kwargs["poolclass"] = StaticPool
         kwargs["connect_args"]["check_same_thread"] = False
-    elif url.database and not url.database.startswith("file:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif path is not None and readonly:
+        url = url.set(database=f"file:{quote(str(path))}", query={"mode": "ro", "uri": "true"})
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -73,16 +126,17 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            if not readonly:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        readonly = conn.get_execution_options().get("readonly", False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        deferred = readonly or conn.get_execution_options().get("readonly", False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -109,6 +163,53 @@ def head_revision() -> str | None:
             parents.add(found["down_revision"])
     heads = revisions - parents
     return heads.pop() if len(heads) == 1 else None
+
+
+def revisions() -> list[str]:
+    """Every migration's revision, oldest first (read from the scripts' text)."""
+    found = []
+    for script in sorted((MIGRATIONS / "versions").glob("*.py")):
+        match = dict((m[1], m[2]) for m in _REVISION.finditer(script.read_text("utf-8")))
+        if "revision" in match:
+            found.append(match["revision"])
+    return found
+
+
+def check_schema(engine: Engine, where: str) -> None:
+    """Raise SchemaMismatch unless the database stands at this version's head revision.
+
+    For the commands that only read: they never migrate, and say what to run instead.
+    """
+    head = head_revision()
+    try:
+        with engine.execution_options(readonly=True).connect() as conn:
+            exists = conn.dialect.has_table(conn, "alembic_version")
+            found = (
+                set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+                if exists
+                else set()
+            )
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreError(f"reading the schema of {where}: {detail[0] if detail else exc}") from exc
+    if found == {head}:
+        return
+    if not found:
+        raise SchemaMismatch(
+            f"the database {where} has no schema yet; aggregator poll or run makes it", None, head
+        )
+    at = ",".join(sorted(found))
+    if found - set(revisions()):
+        message = (
+            f"the database schema is at {at}, newer than this version knows ({head}); "
+            "upgrade aggregator"
+        )
+    else:
+        message = (
+            f"the database schema is at {at}, this version needs {head}; "
+            "run aggregator poll or aggregator run to upgrade it"
+        )
+    raise SchemaMismatch(message, at, head)
 
 
 def is_current(engine: Engine) -> bool:

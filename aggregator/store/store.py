@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from aggregator import metrics
-from aggregator.errors import StoreError
+from aggregator.errors import SchemaMismatch, StoreError
 from aggregator.model import (
     Category,
     CategoryInfo,
@@ -76,6 +76,32 @@ class Store:
                 engine.dispose()
                 raise
         return store
+
+    @classmethod
+    def open_readonly(cls, url: str) -> Store:
+        """Connect to ``url`` to read only: nothing is created, migrated or written.
+
+        Raises SchemaMismatch when there is no database yet or its schema is not
+        this version's (``sources`` and ``serve`` say so; ``poll`` and ``run`` migrate).
+        """
+        try:
+            parsed = engines.normalize_url(url)
+        except (ArgumentError, ValueError) as exc:
+            raise StoreError(f"bad database URL {url!r}: {exc}") from exc
+        path = engines.sqlite_path(parsed)
+        if path is not None and not path.is_file():
+            raise SchemaMismatch(
+                f"no database at {path} yet; aggregator poll or run makes it",
+                None,
+                engines.head_revision(),
+            )
+        engine = engines.make_engine(url, readonly=True)
+        try:
+            engines.check_schema(engine, str(path or parsed.render_as_string()))
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
 
     def close(self) -> None:
         self.engine.dispose()
