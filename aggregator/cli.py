@@ -42,6 +42,7 @@ EXIT_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
     "sources": ((0, "table printed"), (1, "the database failed or its schema is not current")),
     "import-opml": ((0, "sources added, or nothing to add"), (1, "a run-time failure")),
     "export-opml": ((0, "OPML printed"),),
+    "refetch": ((0, "every page read again"), (1, "one or more pages failed")),
 }
 DEFAULT_EXIT = ((0, "done"), (1, "a run-time failure"))
 CONFIG_EXIT = (2, "a configuration or usage error (check-config lists every problem)")
