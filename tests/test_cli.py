@@ -262,3 +262,15 @@ def test_version_names_the_key_libraries() -> None:
         assert any(line.split()[:1] == [name] and line.split()[1][0].isdigit() for line in lines), (
             name
         )
+
+
+def test_the_man_page_is_the_help_text() -> None:
+    """docs/aggregator.1 is what ``python -m aggregator.manpage`` writes from --help's records."""
+    from aggregator.manpage import render
+
+    page = (ROOT / "docs" / "aggregator.1").read_text("utf-8")
+    assert page == render(), "remake it: python -m aggregator.manpage > docs/aggregator.1"
+    for name in main.commands:
+        assert f".SS aggregator {name.replace('-', chr(92) + '-')}" in page
+    for needed in ("AGGREGATOR_CONFIG", "AGGREGATOR_LOG_LEVEL", "(repeatable)", ".SH EXIT STATUS"):
+        assert needed in page
