@@ -64,6 +64,7 @@ def test_the_system_python_refuses_pip_install_outside_a_venv() -> None:
     assert "externally-managed-environment" in refused.stdout + refused.stderr
 
 
+@pytest.mark.setup
 @needs_system_python
 def test_scripts_run_installs_into_a_venv_of_the_system_python(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
@@ -101,7 +102,18 @@ def test_scripts_run_installs_into_a_venv_of_the_system_python(tmp_path: Path) -
     assert venv in site.parents
     assert list((site / "store" / "migrations" / "versions").glob("0001_*.py"))
 
-    checked = run("check-config", "-c", str(ROOT / "config" / "aggregator.toml"))
+    def installed(*args: str) -> subprocess.CompletedProcess[str]:
+        """The installed command itself (scripts/run would install the package again)."""
+        return subprocess.run(
+            [str(venv / "bin" / "aggregator"), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            env=env,
+        )
+
+    checked = installed("check-config", "-c", str(ROOT / "config" / "aggregator.toml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert re.search(r"aggregator\.toml: ok \(\d+ sources", checked.stdout)
 
@@ -113,7 +125,7 @@ def test_scripts_run_installs_into_a_venv_of_the_system_python(tmp_path: Path) -
         '[[sources]]\nid = "one"\nurl = "http://127.0.0.1:9/feed.xml"\ncategories = ["news"]\n',
         encoding="utf-8",
     )
-    built = run("build", "-c", str(config))
+    built = installed("build", "-c", str(config))
     assert built.returncode == 0, built.stdout + built.stderr
     assert (tmp_path / "public" / "news.atom").exists()
     assert "Traceback" not in built.stderr
@@ -127,5 +139,13 @@ def test_readme_setup_is_two_commands_in_a_venv() -> None:
     assert commands[:2] == ["./scripts/run", "./scripts/test"], commands
     first_pip = next(line for line in readme.splitlines() if "pip install" in line)
     assert "venv" in first_pip, first_pip
+    # the example config the first command runs on is in the repository (a fresh clone has it)
+    tracked = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", "config/aggregator.toml"],
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert tracked.returncode == 0 or not (ROOT / ".git").exists()
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert './scripts/test "$@"' in ci
