@@ -43,6 +43,7 @@ EXIT_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
     "import-opml": ((0, "sources added, or nothing to add"), (1, "a run-time failure")),
     "export-opml": ((0, "OPML printed"),),
     "refetch": ((0, "every page read again"), (1, "one or more pages failed")),
+    "rules test": ((0, "report printed; nothing changed"),),
 }
 DEFAULT_EXIT = ((0, "done"), (1, "a run-time failure"))
 CONFIG_EXIT = (2, "a configuration or usage error (check-config lists every problem)")
@@ -133,12 +134,13 @@ def exit_statuses(name: str) -> tuple[tuple[int, str], ...]:
     return (*EXIT_STATUSES.get(name, DEFAULT_EXIT), CONFIG_EXIT)
 
 
-def complete_commands(group: click.Group) -> None:
+def complete_commands(group: click.Group, prefix: str = "") -> None:
     """Every command (also one added later) gets --log-level, and exit statuses and
     environment in its --help, so each help page stands alone."""
-    for name, command in group.commands.items():
+    for short, command in group.commands.items():
+        name = f"{prefix}{short}"
         if isinstance(command, click.Group):
-            complete_commands(command)
+            complete_commands(command, f"{name} ")
         if not any(p.name == "log_level" for p in command.params):
             command.params.append(_log_level_option())
         if command.epilog is None:

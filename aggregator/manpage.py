@@ -35,30 +35,39 @@ def _paragraphs(text: str) -> list[str]:
     return [" ".join(b.split()) for b in blocks if b]
 
 
+def _commands(
+    group: click.Group, parent: click.Context, prefix: str = ""
+) -> list[tuple[str, click.Command, click.Context]]:
+    """Every command that runs, by its full name (``rules test``), with its context."""
+    found = []
+    for short in sorted(group.commands):
+        command = group.commands[short]
+        ctx = click.Context(command, info_name=short, parent=parent)
+        if isinstance(command, click.Group):
+            found += _commands(command, ctx, f"{prefix}{short} ")
+        else:
+            found.append((f"{prefix}{short}", command, ctx))
+    return found
+
+
 def render(group: click.Group = main) -> str:
     complete_commands(group)
     root = click.Context(group, info_name="aggregator", help_option_names=["-h", "--help"])
+    commands = _commands(group, root)
     out = [
         '.TH AGGREGATOR 1 "" "aggregator ' + __version__ + '" "User Commands"',
         ".SH NAME",
         "aggregator \\- " + roff(_paragraphs(group.help or "")[0]),
         ".SH SYNOPSIS",
     ]
-    for name in sorted(group.commands):
-        command = group.commands[name]
-        ctx = click.Context(command, info_name=name, parent=root)
-        out += [
-            ".B aggregator " + roff(name),
-            roff(" ".join(command.collect_usage_pieces(ctx))),
-            ".br",
-        ]
+    for name, command, ctx in commands:
+        usage = " ".join(command.collect_usage_pieces(ctx))
+        out += [".B aggregator " + roff(name), roff(usage), ".br"]
     out += [".B aggregator \\-\\-version", ".SH DESCRIPTION"]
     for paragraph in _paragraphs(group.help or "")[1:]:
         out += [roff(paragraph), ".PP"]
     out.append(".SH COMMANDS")
-    for name in sorted(group.commands):
-        command = group.commands[name]
-        ctx = click.Context(command, info_name=name, parent=root)
+    for name, command, ctx in commands:
         out += [".SS " + roff(f"aggregator {name}")]
         for paragraph in _paragraphs(command.help or ""):
             out += [roff(paragraph), ".PP"]
@@ -68,8 +77,7 @@ def render(group: click.Group = main) -> str:
                 continue
             opts, help_text = record
             out += [".TP", ".B " + roff(opts), roff(help_text)]
-        out += [".PP", "Exit status:"]
-        out.append(".RS")
+        out += [".PP", "Exit status:", ".RS"]
         for code, what in exit_statuses(name):
             out += [f".IP {code} 4", roff(what)]
         out.append(".RE")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from sqlalchemy import text
 
@@ -221,9 +222,18 @@ def test_sources_on_a_current_database_writes_nothing(tmp_path: Path, db_url: st
 # ------------------------------------------------------------ help and version
 
 
-@pytest.mark.parametrize("command", sorted(main.commands))
-def test_each_help_page_stands_alone(command: str) -> None:
-    out = aggregator(command, "--help")
+def _leaves(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command that runs, as its words (``("rules", "test")``)."""
+    found: list[tuple[str, ...]] = []
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        found += _leaves(command, path) if isinstance(command, click.Group) else [path]
+    return found
+
+
+@pytest.mark.parametrize("command", _leaves(main), ids=" ".join)
+def test_each_help_page_stands_alone(command: tuple[str, ...]) -> None:
+    out = aggregator(*command, "--help")
     assert out.returncode == 0
     for needed in (
         "-c, --config PATH",
@@ -270,7 +280,7 @@ def test_the_man_page_is_the_help_text() -> None:
 
     page = (ROOT / "docs" / "aggregator.1").read_text("utf-8")
     assert page == render(), "remake it: python -m aggregator.manpage > docs/aggregator.1"
-    for name in main.commands:
-        assert f".SS aggregator {name.replace('-', chr(92) + '-')}" in page
+    for words in _leaves(main):
+        assert f".SS aggregator {' '.join(words).replace('-', chr(92) + '-')}\n" in page
     for needed in ("AGGREGATOR_CONFIG", "AGGREGATOR_LOG_LEVEL", "(repeatable)", ".SH EXIT STATUS"):
         assert needed in page
