@@ -134,7 +134,7 @@ def test_text_lines_are_iso_8601_with_offset_and_logfmt(
              if "poll source=" in line}  # fmt: skip
     assert re.fullmatch(
         ISO + r" INFO aggregator\.poll: poll source=good status=ok new=1 updated=0 "
-        r"unchanged=0 skipped=0 duration=\d+\.\d{3}",
+        r"unchanged=0 skipped=0 dropped=0 duration=\d+\.\d{3}",
         lines["good"],
     ), lines["good"]
     # a value with spaces is quoted, logfmt's way (not Python's repr)
