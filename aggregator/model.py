@@ -293,3 +293,28 @@ class DetailPage:
     url: str  #: where it was fetched (after redirects)
     etag: str | None = None  #: validators for a conditional GET when the item changes
     last_modified: str | None = None
+
+
+class Condition(StrEnum):
+    """SourceHealth plus silence: what the health feed tells admins (sourcewatch.py)."""
+
+    OK = "ok"
+    FAILING = "failing"
+    DISABLED = "disabled"  #: by a 410 Gone (not by the config: that is the admin's own doing)
+    SILENT = "silent"  #: polled fine, but no new item for 3x its usual gap
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEvent:
+    """One change of a source's condition: one entry of ``health.atom``."""
+
+    source_id: str
+    kind: str  #: "failing", "recovered", "disabled" or "silent"
+    at: datetime  #: when the poll that saw the change ended
+    message: str  #: what happened, for people (the error kind and message of a failure)
+
+    @property
+    def key(self) -> str:
+        """Stable forever and the same from every instance (made of what the store keeps);
+        the entry id is made from it as from an item's key."""
+        return f"health {self.source_id} {self.kind} {self.at.isoformat()}"

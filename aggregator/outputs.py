@@ -4,8 +4,9 @@ Only the categories that changed are rendered again; ``all.*`` when any
 did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
 when their bytes differ). A feed is read once and written in every format of
 ``[aggregator] formats`` plus its HTML page, all from that one read
-(write/snapshot.py). Every file is replaced atomically with a gzip twin for
-the HTTP server.
+(write/snapshot.py). ``health.*`` when a source's condition changed (the
+reserved id ``health`` in ``changed``), ``status.html`` every time. Every
+file is replaced atomically with a gzip twin for the HTTP server.
 Each file is rendered on its own: one that cannot be (an entry that breaks
 the renderer) is an error naming it, and every other file is still written;
 the caller then knows the outputs are not complete (``WriteResult.failed``).
@@ -27,6 +28,7 @@ from aggregator import metrics
 from aggregator.config import Config
 from aggregator.errors import StoreError
 from aggregator.model import Category
+from aggregator.statuspage import status_page
 from aggregator.store import Store
 from aggregator.write import (
     ALL_FEED,
@@ -35,8 +37,9 @@ from aggregator.write import (
     render_opml,
     replace_with_gzip,
 )
+from aggregator.write.health import HEALTH_FEED, STATUS_PAGE, health_snapshot
 from aggregator.write.page import render_page
-from aggregator.write.snapshot import renderers, take_snapshot
+from aggregator.write.snapshot import Snapshot, renderers, take_snapshot
 
 log = logging.getLogger("aggregator.outputs")
 
@@ -76,7 +79,8 @@ def write_outputs(
     def missing(stem: str) -> bool:
         return not all((out / name).exists() for name in files_of(stem))
 
-    wanted = set(categories) if changed is None else set(changed) & set(categories)
+    changed = None if changed is None else set(changed)
+    wanted = set(categories) if changed is None else changed & set(categories)
     wanted |= {cid for cid in categories if missing(cid)}
     all_missing = missing(ALL_FEED)
     written = unchanged = 0
@@ -102,25 +106,38 @@ def write_outputs(
 
     limit = settings.entries_per_feed
 
-    def put_feed(category: Category | None) -> None:
+    def put_feed(stem: str, read: Callable[[], Snapshot]) -> None:
         """Every format of one feed from one read, under the feed's one lock: never older
         over newer, and never one format ahead of another."""
-        stem = category.id if category else ALL_FEED
         with store.output_lock(f"{stem}.atom"):
-            snapshot = take_snapshot(
+            snapshot = read()
+            for fmt in formats:
+                put(f"{stem}.{fmt}", partial(render_format[fmt], snapshot, settings))
+            put(f"{stem}.html", partial(render_page, snapshot, settings, formats))
+
+    def category_feed(category: Category | None) -> Callable[[], Snapshot]:
+        def read() -> Snapshot:
+            return take_snapshot(
                 feed_meta(category, settings, EMPTY_FEED_UPDATED),
                 store.entries(category.id if category else None, limit),
                 categories,
                 settings.base_url,
             )
-            for fmt in formats:
-                put(f"{stem}.{fmt}", partial(render_format[fmt], snapshot, settings))
-            put(f"{stem}.html", partial(render_page, snapshot, settings, formats))
+
+        return read
+
+    def health_feed() -> Snapshot:
+        return health_snapshot(store.health_events(limit), settings, EMPTY_FEED_UPDATED)
 
     for cid in sorted(wanted):
-        put_feed(categories[cid])
+        put_feed(cid, category_feed(categories[cid]))
     if wanted or all_missing or changed is None:
-        put_feed(None)
+        put_feed(ALL_FEED, category_feed(None))
+    if changed is None or HEALTH_FEED in changed or missing(HEALTH_FEED):
+        put_feed(HEALTH_FEED, health_feed)
+    # every time: it shows each source's last poll and next one, which no counter tracks
+    with store.output_lock(STATUS_PAGE):
+        put(STATUS_PAGE, partial(status_page, config, store))
     # both indexes from one read of the counts (kept on the categories rows), the
     # two locks held together, in this order everywhere, so neither goes back in time
     with store.output_lock("index.html"), store.output_lock("index.opml"):

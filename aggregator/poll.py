@@ -276,8 +276,8 @@ def refetch_once(
 def _outputs_missing(config: Config, store: Store) -> bool:
     """A feed or index deleted since it was written: a poll that changed nothing remakes it."""
     out = config.aggregator.output_dir
-    stems = [ALL_FEED, *(c.id for c in store.categories())]
-    names = ["index.html", "index.opml"]
+    stems = [ALL_FEED, "health", *(c.id for c in store.categories())]
+    names = ["index.html", "index.opml", "status.html"]
     names += [f"{stem}.{ext}" for stem in stems for ext in (*config.aggregator.formats, "html")]
     return not all((out / name).exists() for name in names)
 

@@ -68,7 +68,9 @@ def test_rendered_index_lists_every_category_feed(
     rows = {}
     for tr in doc.iterfind(".//tbody/tr"):
         cells = tr.findall("td")
-        title = (cells[0].text or "").strip()
+        page = cells[0].find("a")  # the category's title links its page
+        assert page.get("href").endswith(".html")
+        title = (page.text or "").strip()
         rows[title] = (cells[1].text_content().strip(), cells[3].find("a").get("href"))
     assert len(rows) == len(CATEGORIES)
     for category, row in zip(CATEGORIES, site.rows, strict=True):

@@ -86,7 +86,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0007"
+        assert head_revision() == "0008"
     finally:
         store.close()
 
@@ -574,6 +574,7 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
                     text("UPDATE items SET content_hash = :h WHERE id = :i"),
                     {"h": legacy, "i": row.id},
                 )
+        with store.engine.begin() as conn:
             conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
             for table in ("items", "item_versions"):  # and without what came after 0003
                 conn.execute(text(f"ALTER TABLE {table} DROP COLUMN enclosures"))
@@ -581,6 +582,10 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
                 conn.execute(text(f"ALTER TABLE items DROP COLUMN {column}"))
             conn.execute(text("DROP INDEX ix_items_changed"))  # 0007
             conn.execute(text("ALTER TABLE items DROP COLUMN changed"))
+            for index in ("ix_items_first_seen", "ix_item_versions_arrivals"):  # 0008
+                conn.execute(text(f"DROP INDEX {index}"))
+            conn.execute(text("DROP TABLE source_events"))
+            conn.execute(text("ALTER TABLE sources DROP COLUMN health"))
         store.close()
         store = Store.open(db_url)  # migrates to head
         before = [replace(e, sources=()) for e in store.entries(None, None)]

@@ -455,3 +455,28 @@ def test_json_feed_follows_the_spec(tmp_path: Path, loopback: LoopbackServer) ->
 )
 def test_json_feed_checker_catches_spec_errors(doc: dict[str, Any]) -> None:
     assert json_feed_problems(doc)
+
+
+def test_enclosures_in_rss_and_json_feed(tmp_path: Path, loopback: LoopbackServer) -> None:
+    from tests.test_enclosures import EPISODES, PODCAST
+
+    loopback.add("/a.xml", PODCAST.read_bytes())
+    loopback.add("/b.xml", rss([(4, "b four")]))
+    config = write_config(tmp_path, loopback.url, f"sqlite:///{tmp_path}/db.sqlite")
+    config.write_text(config.read_text().replace("entries_per_feed = 3", ""), encoding="utf-8")
+    poll(config)
+    public = tmp_path / "public"
+    rss_data = (public / "tech.rss").read_bytes()
+    assert rss_problems(rss_data) == []
+    found = [
+        [(e.get("url"), e.get("type"), e.get("length")) for e in item.iterfind("enclosure")]
+        for item in etree.fromstring(rss_data).iterfind("channel/item")
+    ]
+    assert found == [[(e.url, e.type, str(e.length))] for e in EPISODES]
+    doc = json.loads((public / "tech.json").read_bytes())
+    assert json_feed_problems(doc) == []
+    attachments = [
+        [(a["url"], a["mime_type"], a.get("size_in_bytes")) for a in item["attachments"]]
+        for item in doc["items"]
+    ]
+    assert attachments == [[(e.url, e.type, e.length)] for e in EPISODES]

@@ -1,6 +1,7 @@
 """The raw ASGI app: feeds and indexes from ``output_dir``, ``/healthz``, ``/metrics``.
 
 path ─┬─ /healthz ─▶ health.check_health (in a thread, with a deadline)
+      ├─ /status ─▶ statuspage.status_page, live from the store (same thread pool)
       ├─ /metrics ─▶ metrics.exposition (prometheus_client)
       ├─ file_name() ─▶ FileCache ─▶ 304 | 200 (gzip when accepted) | 404
       └─ anything else ─▶ 404;  a method other than GET/HEAD ─▶ 405
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aggregator import metrics
+from aggregator.errors import StoreError
 from aggregator.serve.files import EMPTY_BODY, FileCache, Message, accepts_gzip, file_name
 from aggregator.serve.health import (
     ConfigProvider,
@@ -64,7 +66,11 @@ class FeedApp:
         self._config = config_provider
         self._store = store_provider
         self._health = health_provider
-        self._special = {"/healthz": self._healthz, "/metrics": self._metrics}
+        self._special = {
+            "/healthz": self._healthz,
+            "/metrics": self._metrics,
+            "/status": self._status,
+        }
         self._found: dict[str, str] = {}  #: request path -> name of a file that was there
         # Separate threads, so a database that hangs /healthz never delays reading a feed.
         self._file_pool = ThreadPoolExecutor(2, thread_name_prefix="serve-files")
@@ -150,6 +156,26 @@ class FeedApp:
             )
         body = json.dumps(doc, ensure_ascii=False, indent=1).encode() + b"\n"
         await _respond(send, scope, status, b"application/json; charset=utf-8", body)
+
+    async def _status(self, scope: Scope, send: Send) -> None:
+        """status.html rendered now from the store (the file is as of the last write)."""
+        loop = asyncio.get_running_loop()
+        try:
+            body = await asyncio.wait_for(
+                loop.run_in_executor(self._health_pool, self._status_page), HEALTH_DEADLINE
+            )
+        except (TimeoutError, LookupError, StoreError) as exc:
+            text = f"status unavailable: {exc or 'the database did not answer'}\n".encode()
+            return await _respond(send, scope, 503, b"text/plain; charset=utf-8", text)
+        await _respond(send, scope, 200, b"text/html; charset=utf-8", body)
+
+    def _status_page(self) -> bytes:
+        from aggregator.statuspage import status_page
+
+        store = self._store()
+        if store is None:
+            raise LookupError("the database is not open")
+        return status_page(self._config(), store)
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         body, content_type = metrics.exposition()

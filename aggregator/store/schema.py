@@ -166,6 +166,8 @@ sources = Table(
     Column("redirect_seen", Integer, nullable=False, server_default="0"),
     Column("lease_owner", String(200)),
     Column("lease_expires_at", UTCDateTime),
+    # the condition the health feed last reported (sourcewatch.py): ok|failing|disabled|silent
+    Column("health", String(16), nullable=False, server_default="ok"),
     Index(None, "next_due_at"),
 )
 
@@ -295,3 +297,20 @@ category_changes = Table(
     Column("category_id", String(100), primary_key=True),
     Column("counter", BigInteger, nullable=False),
 )
+
+#: one row per change of a source's condition: the entries of health.atom (store/health.py)
+source_events = Table(
+    "source_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source_id", String(100), nullable=False),  # kept after the source is removed
+    Column("kind", String(16), nullable=False),  # failing | recovered | disabled | silent
+    Column("at", UTCDateTime, nullable=False),
+    Column("message", Text, nullable=False),
+    Index(None, "at"),
+)
+
+#: new items per day (the status page's charts)
+Index("ix_items_first_seen", items.c.first_seen)
+#: when each source's items arrived, newest first: the usual gap that silence is measured by
+Index("ix_item_versions_arrivals", item_versions.c.source_id, item_versions.c.first_seen)

@@ -25,6 +25,7 @@ from aggregator.model import (
     ConfiguredSource,
     DetailPage,
     Entry,
+    HealthEvent,
     Item,
     KnownVersion,
     SourceState,
@@ -32,7 +33,7 @@ from aggregator.model import (
 from aggregator.rules import NO_RULES, RuleSet
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
-from aggregator.store import feeds, items, pages, prune, rulings, sources, versions
+from aggregator.store import feeds, health, items, pages, prune, rulings, sources, versions
 from aggregator.store.records import ApplyResult, Changes
 
 
@@ -181,6 +182,7 @@ class Store:
         """Write a poll's outcome (not ``item_count``, which the store keeps itself)."""
         with self._write("saving source state") as conn:
             sources.save_state(conn, state, release_lease_of)
+            health.record_changes(conn, [state])
 
     def save_states(
         self, states: Sequence[SourceState], *, release_lease_of: str | None = None
@@ -189,6 +191,22 @@ class Store:
         if states:
             with self._write("saving source states") as conn:
                 sources.save_states(conn, states, release_lease_of)
+                health.record_changes(conn, states)
+
+    def health_events(self, limit: int) -> list[HealthEvent]:
+        """The newest ``limit`` changes of sources' conditions (health.atom), newest first."""
+        with self._read("reading health events") as conn:
+            return health.recent_events(conn, limit)
+
+    def conditions(self) -> dict[str, tuple[str, HealthEvent | None]]:
+        """Source id -> (last reported condition, the event that reported it, if any)."""
+        with self._read("reading source conditions") as conn:
+            return health.conditions(conn)
+
+    def daily_new_items(self, since: datetime, offset: int) -> dict[tuple[str, int], int]:
+        """New items per (category, day number in the zone ``offset`` s east of UTC)."""
+        with self._read("counting new items") as conn:
+            return health.daily_counts(conn, since, offset)
 
     # items ---------------------------------------------------------------------
 

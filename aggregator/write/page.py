@@ -115,7 +115,8 @@ def render_page(snapshot: Snapshot, settings: AggregatorSettings, formats: Seque
         if entry.sources:
             meta.append(f'<span class="source">via {e(", ".join(entry.sources))}</span>')
         meta.append(
-            f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M} {moment:%z}</time>'
+            f'<time datetime="{moment.isoformat()}">{moment:%Y-%m-%d %H:%M}'
+            f" {moment.isoformat()[19:]}</time>"
         )
         body = strip_illegal_xml(entry.content_html or entry.summary_html or "")
         lines += [

@@ -77,16 +77,12 @@ def renderers() -> dict[str, Renderer]:
 
 
 #: (url, media type, length in bytes or None) of one enclosure
-Enclosure = tuple[str, str, int | None]
+EnclosureRow = tuple[str, str, int | None]
 
 
-def enclosures_of(entry: Entry) -> list[Enclosure]:
-    """The entry's enclosures with a URL, as plain tuples every writer reads alike."""
-    found: list[Enclosure] = []
-    for enclosure in getattr(entry, "enclosures", None) or ():
-        url = getattr(enclosure, "url", None)
-        if url:
-            mime = getattr(enclosure, "type", None) or "application/octet-stream"
-            length = getattr(enclosure, "length", None)
-            found.append((url, mime, length if isinstance(length, int) and length >= 0 else None))
-    return found
+def enclosures_of(entry: Entry) -> list[EnclosureRow]:
+    """The entry's enclosures as every writer reads them: a type always (RSS and JSON Feed
+    require one: ``application/octet-stream`` when the source named none)."""
+    return [
+        (e.url, e.type or "application/octet-stream", e.length) for e in entry.enclosures if e.url
+    ]

@@ -24,7 +24,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("item_versions") as batch:
-        batch.drop_column("enclosures")
-    with op.batch_alter_table("items") as batch:
-        batch.drop_column("enclosures")
+    # not batch_alter_table: on SQLite it copies and drops the table, and dropping ``items``
+    # cascades to every version and category link (SQLite 3.35+ drops columns itself)
+    op.drop_column("item_versions", "enclosures")
+    op.drop_column("items", "enclosures")
