@@ -15,7 +15,7 @@ from html import escape
 from aggregator.config import AggregatorSettings
 from aggregator.model import Entry, HealthEvent
 from aggregator.sanitize import strip_illegal_xml
-from aggregator.write.atom import FeedMeta, settings_lang
+from aggregator.write.atom import FeedMeta
 from aggregator.write.snapshot import Snapshot, take_snapshot
 
 HEALTH_FEED = "health"
@@ -64,6 +64,6 @@ def health_snapshot(
         "is disabled or goes silent",
         hub_url=settings.websub_hub,
         author=settings.title,
-        lang=settings_lang(settings),
+        lang=settings.language,
     )
     return take_snapshot(meta, (event_entry(e, base) for e in events), {}, base)
