@@ -12,11 +12,10 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic_core import ErrorDetails
 
 #: what a list holds, by its key: "must be a list of category ids"
 _LIST_OF = {
@@ -63,7 +62,7 @@ def key_path(prefix: str, loc: Sequence[int | str]) -> str:
     return key
 
 
-def error_message(error: ErrorDetails, model: type[BaseModel]) -> str:
+def error_message(error: Mapping[str, Any], model: type[BaseModel]) -> str:
     """One pydantic error of ``model`` in the words of a TOML file."""
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
