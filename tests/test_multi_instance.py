@@ -45,11 +45,11 @@ import pytest
 from lxml import etree
 from sqlalchemy import make_url
 
-from aggregator import outputs
 from aggregator.config import load_config
 from aggregator.model import Category, Item
 from aggregator.outputs import write_outputs
 from aggregator.store import Store
+from aggregator.write import snapshot as snapshots
 from tests.fixtures_db import ADMIN_URL, _admin, _conninfo
 from tests.loopback import LoopbackServer, Request, Response, static
 
@@ -220,10 +220,12 @@ class Instance:
         return len(re.findall(r"poll source=s\d+ ", self.log.read_text(errors="replace")))
 
     def outputs(self) -> dict[str, bytes]:
+        """Every feed in every format, the pages and indexes; not status.html, which shows
+        each source's last and next poll as of its write (GET /status is live)."""
         return {
             p.name: p.read_bytes()
             for p in sorted(self.public.iterdir())
-            if p.suffix in (".atom", ".html", ".opml")
+            if p.suffix in (".atom", ".rss", ".json", ".html", ".opml") and p.name != "status.html"
         }
 
 
@@ -436,7 +438,8 @@ def run_the_scenario(farm: FeedFarm, instances: list[Instance], database: str) -
         0.2,
     )
     everything = survivors[0].outputs()
-    assert set(everything) >= {f"c{c}.atom" for c in range(CATEGORIES)} | {"all.atom"}
+    stems = [f"c{c}" for c in range(CATEGORIES)] + ["all", "health"]
+    assert set(everything) >= {f"{s}.{x}" for s in stems for x in ("atom", "rss", "json", "html")}
     ids = entry_ids(everything["all.atom"])
     assert len(ids) == len(set(ids)) == SOURCES * ITEMS + 1
     assert all(i.proc.poll() is None for i in survivors), logs()
@@ -488,7 +491,7 @@ def test_writers_sharing_a_folder_never_go_back(
     """Three stores (as three instances) rewrite one category while it changes; a reader
     of the shared file sees whole feeds whose version never decreases. One writer renders
     slowly (a busy machine): without the lock it would put old versions over new ones."""
-    render = outputs.render_atom
+    render = snapshots.render_atom
 
     def slow_render(*args: Any, **kwargs: Any) -> bytes:
         data = render(*args, **kwargs)
@@ -496,7 +499,7 @@ def test_writers_sharing_a_folder_never_go_back(
             time.sleep(0.15)
         return data
 
-    monkeypatch.setattr(outputs, "render_atom", slow_render)
+    monkeypatch.setattr(snapshots, "render_atom", slow_render)
     config_path = tmp_path / "aggregator.toml"
     config_path.write_text(
         f'[aggregator]\ndatabase = "{pg_url}"\noutput_dir = "public"\n'

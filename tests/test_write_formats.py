@@ -205,6 +205,14 @@ def test_formats_setting_limits_the_files(tmp_path: Path, loopback: LoopbackServ
     page = html.document_fromstring((public / "news.html").read_bytes())
     alternates = [ln.get("href") for ln in page.iterfind("head/link[@rel='alternate']")]
     assert alternates == ["news.rss"]
+    # the indexes point readers at a format that is there
+    opml = etree.fromstring((public / "index.opml").read_bytes())
+    urls = [o.get("xmlUrl") for o in opml.iterfind("body/outline")]
+    assert urls and all(u.endswith(".rss") for u in urls)
+    index = html.document_fromstring((public / "index.html").read_bytes())
+    found = [ln.get("href") for ln in index.iterfind("head/link[@rel='alternate']")]
+    assert found and all(h.endswith(".rss") for h in found)
+    assert all((public / h).exists() for h in found)
 
 
 def test_check_config_refuses_an_unknown_format(tmp_path: Path) -> None:

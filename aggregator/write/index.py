@@ -14,11 +14,14 @@ from lxml import etree
 from aggregator.config import AggregatorSettings
 from aggregator.model import CategoryInfo
 from aggregator.sanitize import strip_illegal_xml
-from aggregator.write.atom import ALL_FEED, ATOM_TYPE, in_zone
+from aggregator.write.atom import ALL_FEED, in_zone
+from aggregator.write.page import FEED_TYPES
 
 
 def render_opml(categories: Sequence[CategoryInfo], settings: AggregatorSettings) -> bytes:
-    """OPML 2.0 subscription list: ``all.atom`` first, then one outline per category feed."""
+    """OPML 2.0 subscription list: ``all`` first, then one outline per category feed, in the
+    first configured format (Atom by default)."""
+    main = settings.formats[0]
     opml = etree.Element("opml", version="2.0")
     head = etree.SubElement(opml, "head")
     etree.SubElement(head, "title").text = strip_illegal_xml(settings.title)
@@ -32,7 +35,7 @@ def render_opml(categories: Sequence[CategoryInfo], settings: AggregatorSettings
         outline.set("type", "rss")
         outline.set("text", strip_illegal_xml(title))
         outline.set("title", strip_illegal_xml(title))
-        outline.set("xmlUrl", strip_illegal_xml(f"{settings.base_url}{stem}.atom"))
+        outline.set("xmlUrl", strip_illegal_xml(f"{settings.base_url}{stem}.{main}"))
         outline.set("htmlUrl", strip_illegal_xml(settings.base_url))
         if description:
             outline.set("description", strip_illegal_xml(description))
@@ -59,15 +62,15 @@ def render_index(categories: Sequence[CategoryInfo], settings: AggregatorSetting
     """
     tz = settings.tz
     title = _e(settings.title)
-    head_links = [
-        f'<link rel="alternate" type="{ATOM_TYPE}" title="{title}" href="{ALL_FEED}.atom">'
-    ]
-    rows = []
     formats = settings.formats
+    main = formats[0]  # autodiscovery names one format a feed: the first configured
+    kind = FEED_TYPES[main]
+    head_links = [f'<link rel="alternate" type="{kind}" title="{title}" href="{ALL_FEED}.{main}">']
+    rows = []
     for c in categories:
-        href = _e(f"{c.id}.atom")
+        href = _e(f"{c.id}.{main}")
         head_links.append(
-            f'<link rel="alternate" type="{ATOM_TYPE}" title="{_e(c.title)}" href="{href}">'
+            f'<link rel="alternate" type="{kind}" title="{_e(c.title)}" href="{href}">'
         )
         feeds = " · ".join(
             f'<a href="{_e(f"{c.id}.{f}")}">{_e(f"{c.id}.{f}")}</a>' for f in formats
