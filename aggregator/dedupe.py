@@ -133,11 +133,16 @@ def title_from_text(item: ParsedItem) -> str | None:
 
 
 def dedupe_feed(
-    source: ItemSource, feed: ParsedFeed, known: CategoryNames | None = None
+    source: ItemSource,
+    feed: ParsedFeed,
+    known: CategoryNames | None = None,
+    key_id: str | None = None,
 ) -> Deduped:
     """Key every item of one document and drop what must not be written.
 
     ``known``: the store's categories, for publisher category ids (``category_from``).
+    ``key_id``: the source id its items' keys are made with, when the source was
+    renamed since (its items keep their identity); else its own id.
     """
     dated = any(p.published or p.updated for p in feed.items)
     items: list[Item] = []
@@ -172,7 +177,7 @@ def dedupe_feed(
             )
             continue
         digest = content_hash(parsed, cats, title)
-        key = item_key(source.id, parsed)
+        key = item_key(key_id or source.id, parsed)
         if key in seen:
             if seen[key] == digest:
                 continue

@@ -109,6 +109,7 @@ class SourceState:
     disabled_reason: str | None = None  #: set when a 410 disabled the source
     redirect_url: str | None = None  #: permanent-redirect target seen, not yet trusted
     redirect_seen: int = 0  #: how many polls in a row answered with redirect_url
+    key_id: str | None = None  #: the id its items' keys were made with, if it was renamed
 
     def health(self, *, enabled: bool = True) -> SourceHealth:
         """Disabled (by the config, or a 410), failing (its last poll failed), else ok."""

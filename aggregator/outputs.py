@@ -18,14 +18,17 @@ put an older rendering over a newer one (docs/scaling.md).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from aggregator import metrics
 from aggregator.config import Config
+from aggregator.config.schema import RESERVED_CATEGORY_IDS
 from aggregator.errors import StoreError
 from aggregator.model import Category
 from aggregator.statuspage import status_page
@@ -131,7 +134,7 @@ def write_outputs(
 
     for cid in sorted(wanted):
         put_feed(cid, category_feed(categories[cid]))
-    if wanted or all_missing or changed is None:
+    if changed is None or changed - {HEALTH_FEED} or all_missing:  # a deleted category too
         put_feed(ALL_FEED, category_feed(None))
     if changed is None or HEALTH_FEED in changed or missing(HEALTH_FEED):
         put_feed(HEALTH_FEED, health_feed)
@@ -152,6 +155,7 @@ def write_outputs(
                 written += 1
             else:
                 unchanged += 1
+    removed = _remove_stale(out, set(categories))
     if config.posts is not None:  # every time: archiving is due even when nothing changed
         from aggregator.posts import write_posts  # only sites with posts pay for its imports
 
@@ -176,14 +180,34 @@ def write_outputs(
             log.error("write %s failed: %s", config.posts.dir / name, why)
             failed.append(f"{config.posts.dir / name}: {why}")
     seconds = time.monotonic() - started
-    if written:
-        log.info("write files=%d unchanged=%d duration=%.3f", written, unchanged, seconds)
+    if written or removed:
+        log.info(
+            "write files=%d unchanged=%d removed=%d duration=%.3f",
+            written,
+            unchanged,
+            removed,
+            seconds,
+        )
     metrics.observe_write(seconds)
     if settings.websub_hub and changed_feeds:
         from aggregator.websub import ping_hub
 
         ping_hub(settings.websub_hub, changed_feeds)
     return WriteResult(written, unchanged, seconds, tuple(failed))
+
+
+_FEED_FILE = re.compile(r"([a-z0-9_-]+)\.(?:atom|rss|json|html)(?:\.gz)?")
+
+
+def _remove_stale(out: Path, categories: set[str]) -> int:
+    """Delete the files of categories no longer in the store (gone from the config)."""
+    removed = 0
+    for path in out.iterdir():
+        m = _FEED_FILE.fullmatch(path.name)
+        if m and m.group(1) not in categories and m.group(1) not in RESERVED_CATEGORY_IDS:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _failure(name: str, exc: Exception) -> str:

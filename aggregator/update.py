@@ -103,7 +103,7 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
             return UpdateResult(
                 source.id, PollStatus.UNCHANGED, duration=time.monotonic() - started
             )
-        deduped = _parse_and_dedupe(ctx, source, outcome)
+        deduped = _parse_and_dedupe(ctx, source, outcome, state.key_id)
         decisions = _decide(ctx, source, deduped)
         warnings = [*deduped.warnings, *decisions.warnings]
         items, pages = _fetch_details(ctx, source, decisions, warnings)
@@ -179,7 +179,9 @@ def _once_per_source(source_id: str, warnings: list[str]) -> list[str]:
     return kept
 
 
-def _parse_and_dedupe(ctx: UpdateContext, source: SourceConfig, fetched: Fetched) -> Deduped:
+def _parse_and_dedupe(
+    ctx: UpdateContext, source: SourceConfig, fetched: Fetched, key_id: str | None = None
+) -> Deduped:
     """Parse, then dedupe; a large feed does both in a parse child (``parse_feed_then``)."""
     # imported here: a poll where every source answers 304 never loads the parsers,
     # nh3 or pypinyin
@@ -195,7 +197,7 @@ def _parse_and_dedupe(ctx: UpdateContext, source: SourceConfig, fetched: Fetched
         return parse_html_page_then(
             fetched,
             source.html,
-            partial(dedupe_feed, source, known=known),
+            partial(dedupe_feed, source, known=known, key_id=key_id),
             tz=source_tz(cfg, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
@@ -205,14 +207,14 @@ def _parse_and_dedupe(ctx: UpdateContext, source: SourceConfig, fetched: Fetched
         return parse_json_api_then(
             fetched,
             source.json_,
-            partial(dedupe_feed, source, known=known),
+            partial(dedupe_feed, source, known=known, key_id=key_id),
             tz=source_tz(ctx.config, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
         )
     return parse_feed_then(
         fetched,
-        partial(dedupe_feed, source, known=known),
+        partial(dedupe_feed, source, known=known, key_id=key_id),
         tz=source_tz(ctx.config, source),
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,

@@ -86,7 +86,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0008"
+        assert head_revision() == "0009"
     finally:
         store.close()
 
@@ -586,6 +586,8 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
                 conn.execute(text(f"DROP INDEX {index}"))
             conn.execute(text("DROP TABLE source_events"))
             conn.execute(text("ALTER TABLE sources DROP COLUMN health"))
+            for column in ("removed", "key_id"):  # 0009
+                conn.execute(text(f"ALTER TABLE sources DROP COLUMN {column}"))
         store.close()
         store = Store.open(db_url)  # migrates to head
         before = [replace(e, sources=()) for e in store.entries(None, None)]

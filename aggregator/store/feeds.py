@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, exists, select
 
 from aggregator.model import Entry
 from aggregator.store.bulk import chunks
-from aggregator.store.schema import item_categories, item_versions, items
+from aggregator.store.schema import item_categories, item_versions, items, sources
 
 _COLUMNS = (
     items.c.id,
@@ -28,6 +28,14 @@ _COLUMNS = (
 )
 
 
+#: carried by some source still in the config (a removed source's items leave the feeds)
+_CARRIED = exists(
+    select(1)
+    .select_from(item_versions.join(sources, sources.c.id == item_versions.c.source_id))
+    .where(item_versions.c.item_id == items.c.id, sources.c.removed.is_(False))
+)
+
+
 def entries(conn: Connection, category: str | None, limit: int | None) -> list[Entry]:
     """Newest ``limit`` entries (None: all) by published, ties by key; both orders ride an index."""
     if limit is not None and limit <= 0:
@@ -36,7 +44,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         # a dropped item is filed nowhere; only all.atom has to leave it out by itself
         stmt = (
             select(*_COLUMNS)
-            .where(items.c.dropped.is_(False))
+            .where(items.c.dropped.is_(False), _CARRIED)
             .order_by(items.c.published.desc(), items.c.key)
         )
     else:
@@ -44,7 +52,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         stmt = (
             select(*_COLUMNS)
             .select_from(item_categories.join(items, items.c.id == ic.item_id))
-            .where(ic.category_id == category)
+            .where(ic.category_id == category, _CARRIED)
             .order_by(ic.published.desc(), ic.key)
         )
     return _entries(conn, stmt if limit is None else stmt.limit(limit))

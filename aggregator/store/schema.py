@@ -168,6 +168,11 @@ sources = Table(
     Column("lease_expires_at", UTCDateTime),
     # the condition the health feed last reported (sourcewatch.py): ok|failing|disabled|silent
     Column("health", String(16), nullable=False, server_default="ok"),
+    # no longer in the config: its items leave every feed (unless a configured source carries
+    # them); kept, so the source comes back whole when it is configured again
+    Column("removed", Boolean, nullable=False, server_default=false()),
+    # the id its items' keys were made with, when it was renamed (its URL kept): None, its own
+    Column("key_id", String(100)),
     Index(None, "next_due_at"),
 )
 

@@ -11,11 +11,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from aggregator.model import ConfiguredSource, PollStatus, SourceState
 from aggregator.store.bulk import chunks, insert_missing, upsert_statement
-from aggregator.store.schema import item_versions, sources
+from aggregator.store.schema import detail_pages, item_categories, item_versions, sources
 
 #: SourceState field -> column, for every field save_state writes (item_count is the store's own)
 _SAVED = (
@@ -42,19 +54,34 @@ def to_state(row: Row[Any]) -> SourceState:
         source_id=m["id"],
         status=PollStatus(m["status"]),
         item_count=m["item_count"],
+        key_id=m["key_id"],
         **{name: m[name] for name in _SAVED if name != "status"},
     )
 
 
-def sync_sources(conn: Connection, configured: Sequence[ConfiguredSource], now: datetime) -> None:
+def sync_sources(
+    conn: Connection, configured: Sequence[ConfiguredSource], now: datetime
+) -> set[str]:
     """New sources get a row, due now; known ones take the config's URL and enabled flag.
 
-    A changed configured URL forgets the redirect learned for the old one.
+    A changed configured URL forgets the redirect learned for the old one. A new id
+    with the URL of a source gone from the config is that source renamed: its row and
+    versions move to the new id, and its items keep their keys (``key_id``). A source
+    gone from the config is marked removed (its items leave the feeds). Returns the
+    categories whose feeds that changes.
     """
-    known = {
-        row.id: row
-        for row in conn.execute(select(sources.c.id, sources.c.configured_url, sources.c.enabled))
-    }
+    rows = conn.execute(
+        select(sources.c.id, sources.c.configured_url, sources.c.enabled, sources.c.removed)
+    )
+    known = {row.id: row for row in rows}
+    ids = {s.id for s in configured}
+    gone = {sid: row for sid, row in known.items() if sid not in ids and row.configured_url}
+    for s in configured:
+        old = next((r for r in gone.values() if r.configured_url == s.url), None)
+        if s.id not in known and old is not None:
+            _rename(conn, old.id, s.id)
+            known[s.id] = old
+            del gone[old.id]
     new = [
         {"id": s.id, "configured_url": s.url, "enabled": s.enabled, "next_due_at": now}
         for s in configured
@@ -69,6 +96,41 @@ def sync_sources(conn: Connection, configured: Sequence[ConfiguredSource], now: 
         if row.configured_url != s.url:
             values.update(url=None, redirect_url=None, redirect_seen=0)
         conn.execute(update(sources).where(sources.c.id == s.id).values(**values))
+    back = sorted(sid for sid in ids if sid in known and known[sid].removed)
+    newly_gone = sorted(sid for sid, row in gone.items() if not row.removed)
+    touched = _categories_of(conn, [*back, *newly_gone])
+    for part in chunks(back):
+        conn.execute(update(sources).where(sources.c.id.in_(part)).values(removed=False))
+    for part in chunks(newly_gone):
+        conn.execute(update(sources).where(sources.c.id.in_(part)).values(removed=True))
+    return touched
+
+
+def _rename(conn: Connection, old: str, new: str) -> None:
+    """The source ``old`` is now ``new``: its state, versions and pages move over."""
+    row = conn.execute(select(sources).where(sources.c.id == old)).one()._mapping
+    values = dict(row)
+    values.update(id=new, key_id=row["key_id"] or old, removed=False)
+    conn.execute(insert(sources).values(**values))
+    for table in (item_versions, detail_pages):
+        conn.execute(update(table).where(table.c.source_id == old).values(source_id=new))
+    conn.execute(delete(sources).where(sources.c.id == old))
+
+
+def _categories_of(conn: Connection, source_ids: Sequence[str]) -> set[str]:
+    """The categories the items of these sources are filed under."""
+    found: set[str] = set()
+    v, ic = item_versions.c, item_categories.c
+    for part in chunks(source_ids):
+        found.update(
+            conn.execute(
+                select(ic.category_id)
+                .distinct()
+                .select_from(item_categories.join(item_versions, v.item_id == ic.item_id))
+                .where(v.source_id.in_(part))
+            ).scalars()
+        )
+    return found
 
 
 _ADD_VERSIONS: dict[str, Any] = {}  #: dialect name -> statement, built on first use

@@ -127,10 +127,14 @@ class Store:
     def sync_config(
         self, sources_: Sequence[ConfiguredSource], categories: Sequence[Category], now: datetime
     ) -> None:
-        """New sources get a state row due ``now``; known sources keep their state."""
+        """New sources get a state row due ``now``; known sources keep their state; renamed
+        ones move, removed ones leave the feeds (their categories are rewritten next)."""
         with self._write("saving the configured sources") as conn:
-            sources.sync_sources(conn, sources_, now)
+            touched = sources.sync_sources(conn, sources_, now)
             cats.sync_categories(conn, categories)
+            if touched:
+                cats.lock_items(conn)
+                cats.bump(conn, touched)
 
     def ensure_categories(self, categories: Sequence[Category]) -> None:
         """Publisher categories found in items; declared ones keep the config's title."""

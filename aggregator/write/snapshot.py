@@ -10,7 +10,7 @@ same ids.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from aggregator.config import AggregatorSettings
@@ -19,6 +19,9 @@ from aggregator.write.atom import FeedMeta, entry_id, render_atom
 
 #: the feed formats ``[aggregator] formats`` may name, in the order files are written
 FEED_FORMATS = ("atom", "rss", "json")
+#: an entry's body in a feed stops here (characters); the store keeps it whole. One 9 MB
+#: body a poll would otherwise grow all.atom without bound (issue 13)
+MAX_FEED_BODY = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,7 @@ def take_snapshot(
         key = entry_id(entry)
         if key not in seen:
             seen.add(key)
-            kept.append(entry)
+            kept.append(bounded(entry))
             ids.append(key)
     return Snapshot(feed, tuple(kept), tuple(ids), categories, base_url)
 
@@ -86,3 +89,27 @@ def enclosures_of(entry: Entry) -> list[EnclosureRow]:
     return [
         (e.url, e.type or "application/octet-stream", e.length) for e in entry.enclosures if e.url
     ]
+
+
+def bounded(entry: Entry) -> Entry:
+    """``entry`` with a body and summary of at most ``MAX_FEED_BODY`` characters each."""
+    if len(entry.content_html or "") <= MAX_FEED_BODY >= len(entry.summary_html or ""):
+        return entry
+    return replace(
+        entry, content_html=_cut(entry.content_html), summary_html=_cut(entry.summary_html)
+    )
+
+
+def _cut(html: str | None) -> str | None:
+    """The start of ``html`` up to a tag boundary, its open tags closed again, then "…"."""
+    if html is None or len(html) <= MAX_FEED_BODY:
+        return html
+    from aggregator.sanitize import clean_html
+
+    end = MAX_FEED_BODY - 1000  # room for the tags closed again
+    opened = html.rfind("<", 0, end)
+    if opened > html.rfind(">", 0, end):  # inside a tag: cut before it
+        end = opened
+    elif (amp := html.rfind("&", max(0, end - 12), end)) != -1 and ";" not in html[amp:end]:
+        end = amp  # never half a character reference
+    return clean_html(html[:end]) + "<p>…</p>"
