@@ -27,7 +27,7 @@ from sqlalchemy import (
 
 from aggregator.model import ConfiguredSource, PollStatus, SourceState
 from aggregator.store.bulk import chunks, insert_missing, upsert_statement
-from aggregator.store.schema import detail_pages, item_categories, item_versions, sources
+from aggregator.store.schema import item_categories, item_versions, metadata, sources
 
 #: SourceState field -> column, for every field save_state writes (item_count is the store's own)
 _SAVED = (
@@ -112,8 +112,9 @@ def _rename(conn: Connection, old: str, new: str) -> None:
     values = dict(row)
     values.update(id=new, key_id=row["key_id"] or old, removed=False)
     conn.execute(insert(sources).values(**values))
-    for table in (item_versions, detail_pages):
-        conn.execute(update(table).where(table.c.source_id == old).values(source_id=new))
+    for table in metadata.sorted_tables:  # what belongs to it (versions, pages) moves over
+        if any(fk.column.table is sources for fk in table.foreign_keys):
+            conn.execute(update(table).where(table.c.source_id == old).values(source_id=new))
     conn.execute(delete(sources).where(sources.c.id == old))
 
 
