@@ -67,133 +67,158 @@ def write_outputs(
     Jekyll posts of exactly the items changed after it are rewritten (None, or
     ``changed`` None: every post).
     """
-    started = time.monotonic()
-    settings = config.aggregator
-    out = settings.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    infos = store.categories()
-    categories = {c.id: Category(c.id, c.title, c.description) for c in infos}
-    formats = settings.formats
-    render_format = renderers()
-
-    def files_of(stem: str) -> list[str]:
-        return [*(f"{stem}.{f}" for f in formats), f"{stem}.html"]
-
-    def missing(stem: str) -> bool:
-        return not all((out / name).exists() for name in files_of(stem))
-
+    run = _Run(config, store)
     changed = None if changed is None else set(changed)
-    wanted = set(categories) if changed is None else changed & set(categories)
-    wanted |= {cid for cid in categories if missing(cid)}
-    all_missing = missing(ALL_FEED)
-    written = unchanged = 0
-    changed_feeds: list[str] = []
-    failed: list[str] = []
+    for category in run.feeds_to_write(changed):
+        run.write_feed(category.id if category else ALL_FEED, run.category_feed(category))
+    if changed is None or HEALTH_FEED in changed or run.missing(HEALTH_FEED):
+        run.write_feed(HEALTH_FEED, run.health_feed)
+    run.write_status_page()
+    run.write_indexes()
+    run.removed = _remove_stale(run.out, set(run.categories))
+    if config.posts is not None:  # every time: archiving is due even when nothing changed
+        run.write_posts(changed, since)
+    return run.finish()
 
-    def put(name: str, render: Callable[[], bytes]) -> None:
-        """Render and replace one file; one that cannot be rendered is named, the rest go on."""
-        nonlocal written, unchanged
+
+class _Run:
+    """One ``write_outputs``: what it reads once, and what it wrote, left or failed."""
+
+    def __init__(self, config: Config, store: Store) -> None:
+        self.started = time.monotonic()
+        self.config = config
+        self.settings = config.aggregator
+        self.store = store
+        self.out = self.settings.output_dir
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.categories = {c.id: Category(c.id, c.title, c.description) for c in store.categories()}
+        self.renderers = renderers()
+        self.written = self.unchanged = self.removed = 0
+        self.changed_feeds: list[str] = []  #: URLs of feeds whose bytes changed (WebSub)
+        self.failed: list[str] = []
+
+    def missing(self, stem: str) -> bool:
+        """A file of this feed is not there (deleted, or a format added since)."""
+        names = [*(f"{stem}.{f}" for f in self.settings.formats), f"{stem}.html"]
+        return not all((self.out / name).exists() for name in names)
+
+    def feeds_to_write(self, changed: set[str] | None) -> list[Category | None]:
+        """The changed categories' feeds and any with a file missing; then ``all`` (None)
+        when any category changed (a deleted one too), its own file is missing, or
+        everything is to be written."""
+        ids = set(self.categories) if changed is None else changed & set(self.categories)
+        ids |= {cid for cid in self.categories if self.missing(cid)}
+        feeds: list[Category | None] = [self.categories[cid] for cid in sorted(ids)]
+        if changed is None or changed - {HEALTH_FEED} or self.missing(ALL_FEED):
+            feeds.append(None)
+        return feeds
+
+    def category_feed(self, category: Category | None) -> Callable[[], Snapshot]:
+        """The read of one category's feed (``all``: None), made under its lock."""
+
+        def read() -> Snapshot:
+            return take_snapshot(
+                feed_meta(category, self.settings, EMPTY_FEED_UPDATED),
+                self.store.entries(
+                    category.id if category else None, self.settings.entries_per_feed
+                ),
+                self.categories,
+                self.settings.base_url,
+            )
+
+        return read
+
+    def health_feed(self) -> Snapshot:
+        events = self.store.health_events(self.settings.entries_per_feed)
+        return health_snapshot(events, self.settings, EMPTY_FEED_UPDATED)
+
+    def write_feed(self, stem: str, read: Callable[[], Snapshot]) -> None:
+        """Every format of one feed from one read, under the feed's one lock: never older
+        over newer, and never one format ahead of another."""
+        settings = self.settings
+        with self.store.output_lock(f"{stem}.atom"):
+            snapshot = read()
+            for fmt in settings.formats:
+                self._put(f"{stem}.{fmt}", partial(self.renderers[fmt], snapshot, settings))
+            self._put(f"{stem}.html", partial(render_page, snapshot, settings, settings.formats))
+
+    def write_status_page(self) -> None:
+        """Every time: it shows each source's last poll and next one, which no counter
+        tracks."""
+        with self.store.output_lock(STATUS_PAGE):
+            self._put(STATUS_PAGE, partial(status_page, self.config, self.store))
+
+    def write_indexes(self) -> None:
+        """Both indexes from one read of the counts (kept on the categories rows), the two
+        locks held together, in this order everywhere, so neither goes back in time."""
+        with self.store.output_lock("index.html"), self.store.output_lock("index.opml"):
+            rows = self.store.categories()
+            self._put("index.html", partial(render_index, rows, self.settings), feed=False)
+            self._put("index.opml", partial(render_opml, rows, self.settings), feed=False)
+
+    def write_posts(self, changed: set[str] | None, since: int | None) -> None:
+        """The Jekyll posts of the items changed after ``since`` (every post: None)."""
+        from aggregator.posts import write_posts  # only sites with posts pay for its imports
+
+        posts = self.config.posts
+        assert posts is not None
+        with self.store.output_lock("posts/"):
+            entries = (
+                self.store.entries(None, None)
+                if changed is None or since is None
+                else self.store.changed_entries(since)
+            )
+            result = write_posts(
+                posts.dir,
+                entries,
+                self.categories,
+                posts.site_url,
+                self.settings.tz,
+                posts.archive_after,
+                datetime.now(UTC),
+            )
+        self.written += result.written
+        self.unchanged += result.unchanged
+        for name, why in result.failed:
+            log.error("write %s failed: %s", posts.dir / name, why)
+            self.failed.append(f"{posts.dir / name}: {why}")
+
+    def finish(self) -> WriteResult:
+        """Log and time the run; tell the WebSub hub which feeds changed."""
+        seconds = time.monotonic() - self.started
+        if self.written or self.removed:
+            log.info(
+                "write files=%d unchanged=%d removed=%d duration=%.3f",
+                self.written,
+                self.unchanged,
+                self.removed,
+                seconds,
+            )
+        metrics.observe_write(seconds)
+        if self.settings.websub_hub and self.changed_feeds:
+            from aggregator.websub import ping_hub
+
+            ping_hub(self.settings.websub_hub, self.changed_feeds)
+        return WriteResult(self.written, self.unchanged, seconds, tuple(self.failed))
+
+    def _put(self, name: str, render: Callable[[], bytes], *, feed: bool = True) -> None:
+        """Render and replace one file; one that cannot be rendered is named, the rest go on.
+
+        ``feed``: a changed file that is not a page is announced to the WebSub hub.
+        """
         try:
             data = render()
         except (StoreError, OSError):
             raise
         except Exception as exc:  # noqa: BLE001 - this file only; the others are written
-            failed.append(_failure(name, exc))
+            self.failed.append(_failure(name, exc))
             return
-        if replace_with_gzip(out / name, data):
-            written += 1
-            if not name.endswith(".html"):
-                changed_feeds.append(settings.base_url + name)
+        if replace_with_gzip(self.out / name, data):
+            self.written += 1
+            if feed and not name.endswith(".html"):
+                self.changed_feeds.append(self.settings.base_url + name)
         else:
-            unchanged += 1
-
-    limit = settings.entries_per_feed
-
-    def put_feed(stem: str, read: Callable[[], Snapshot]) -> None:
-        """Every format of one feed from one read, under the feed's one lock: never older
-        over newer, and never one format ahead of another."""
-        with store.output_lock(f"{stem}.atom"):
-            snapshot = read()
-            for fmt in formats:
-                put(f"{stem}.{fmt}", partial(render_format[fmt], snapshot, settings))
-            put(f"{stem}.html", partial(render_page, snapshot, settings, formats))
-
-    def category_feed(category: Category | None) -> Callable[[], Snapshot]:
-        def read() -> Snapshot:
-            return take_snapshot(
-                feed_meta(category, settings, EMPTY_FEED_UPDATED),
-                store.entries(category.id if category else None, limit),
-                categories,
-                settings.base_url,
-            )
-
-        return read
-
-    def health_feed() -> Snapshot:
-        return health_snapshot(store.health_events(limit), settings, EMPTY_FEED_UPDATED)
-
-    for cid in sorted(wanted):
-        put_feed(cid, category_feed(categories[cid]))
-    if changed is None or changed - {HEALTH_FEED} or all_missing:  # a deleted category too
-        put_feed(ALL_FEED, category_feed(None))
-    if changed is None or HEALTH_FEED in changed or missing(HEALTH_FEED):
-        put_feed(HEALTH_FEED, health_feed)
-    # every time: it shows each source's last poll and next one, which no counter tracks
-    with store.output_lock(STATUS_PAGE):
-        put(STATUS_PAGE, partial(status_page, config, store))
-    # both indexes from one read of the counts (kept on the categories rows), the
-    # two locks held together, in this order everywhere, so neither goes back in time
-    with store.output_lock("index.html"), store.output_lock("index.opml"):
-        rows = store.categories()
-        for name, render_index_file in (("index.html", render_index), ("index.opml", render_opml)):
-            try:
-                data = render_index_file(rows, settings)
-            except Exception as exc:  # noqa: BLE001 - this file only; the others are written
-                failed.append(_failure(name, exc))
-                continue
-            if replace_with_gzip(out / name, data):
-                written += 1
-            else:
-                unchanged += 1
-    removed = _remove_stale(out, set(categories))
-    if config.posts is not None:  # every time: archiving is due even when nothing changed
-        from aggregator.posts import write_posts  # only sites with posts pay for its imports
-
-        with store.output_lock("posts/"):
-            posted = (
-                store.entries(None, None)
-                if changed is None or since is None
-                else store.changed_entries(since)
-            )
-            result = write_posts(
-                config.posts.dir,
-                posted,
-                categories,
-                config.posts.site_url,
-                settings.tz,
-                config.posts.archive_after,
-                datetime.now(UTC),
-            )
-        written += result.written
-        unchanged += result.unchanged
-        for name, why in result.failed:
-            log.error("write %s failed: %s", config.posts.dir / name, why)
-            failed.append(f"{config.posts.dir / name}: {why}")
-    seconds = time.monotonic() - started
-    if written or removed:
-        log.info(
-            "write files=%d unchanged=%d removed=%d duration=%.3f",
-            written,
-            unchanged,
-            removed,
-            seconds,
-        )
-    metrics.observe_write(seconds)
-    if settings.websub_hub and changed_feeds:
-        from aggregator.websub import ping_hub
-
-        ping_hub(settings.websub_hub, changed_feeds)
-    return WriteResult(written, unchanged, seconds, tuple(failed))
+            self.unchanged += 1
 
 
 _FEED_FILE = re.compile(r"([a-z0-9_-]+)\.(?:atom|rss|json|html)(?:\.gz)?")
