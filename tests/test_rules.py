@@ -288,7 +288,9 @@ def test_file_into_a_category_it_has_is_no_effect() -> None:
 def test_engine_choice() -> None:
     assert compile_pattern("广告|推广").engine == "re2"
     assert compile_pattern(r"(a+)+$").engine == "re2"
-    assert compile_pattern(r"\w+").engine == "regex"  # Unicode \w as Python reads it
+    assert compile_pattern(r"\w+\s\d").engine == "re2"  # spelled out as Python reads them
+    assert compile_pattern(r"\bword\b").engine == "regex"  # Unicode word boundaries
+    assert compile_pattern(r"[\W]").engine == "regex"
     assert compile_pattern(r"a{,3}").engine == "regex"  # RE2 would read it literally
     assert compile_pattern(r"(a)\1").engine == "regex"
     with pytest.raises(re.error):
@@ -351,3 +353,43 @@ def test_many_rules_agree_with_one_by_one() -> None:
         for c in configs:
             alone.update(apply_rules(compile_rules([c]), view(title=title)).categories)
         assert combined == tuple(sorted(alone)), title
+
+
+SAMPLES = [
+    "科技日报 2024",
+    "a\u3000b",  # ideographic space
+    "x\xa0y",
+    "line\x1cbreak",
+    "١٢٣ arabic digits",
+    "under_score-dash",
+    "ÉCOLE école",
+    "tab\there\vvt",
+    "[]^-]",
+]
+PATTERNS = [
+    r"\w+",
+    r"\W+",
+    r"\d+",
+    r"\D+",
+    r"\s",
+    r"\S+",
+    r"[\w-]+",
+    r"[^\d\s]+",
+    r"[]^]+",
+    r"[^]]+",
+    r"\\w",
+    r"école",
+    r"(?-i)école",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_re2_reads_patterns_as_python_does(pattern: str) -> None:
+    matcher = compile_pattern(pattern)
+    assert matcher.engine == "re2"
+    body = pattern.removeprefix("(?-i)")
+    python = re.compile(body, 0 if pattern.startswith("(?-i)") else re.IGNORECASE)
+    for text in SAMPLES:
+        expected = [m.group(0) for m in python.finditer(text)]
+        got = [m.group(0) for m in matcher.compiled.finditer(text)]
+        assert got == expected, (pattern, text)

@@ -1,0 +1,338 @@
+"""``[[rules]]``: drop, keep, file, unfile and retitle merged items (deciding only, no I/O).
+
+    RuleConfig… ──compile_rules──▶ RuleSet ──apply_rules(view)──▶ RuleOutcome
+
+Rules run in config order on the merged view of an item (its versions are
+stored as the sources gave them), so a rule change is re-applied to stored
+items without a refetch. Matching is bounded (patterns.py), so one pattern
+cannot stall the daemon (Miniflux #968); a rule over its time budget is
+disabled, with an error naming it, for the life of the RuleSet.
+
+Evaluating 100 rules one by one costs 100 steps per item; instead every RE2
+pattern of a field sits in one RE2 set, asked once per field, and only the
+rules that matched (and the keep rules, which act on a miss) are walked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any, Literal
+
+from aggregator.rules.patterns import (
+    CASE_SENSITIVE_PREFIX,
+    MATCH_BUDGET_SECONDS,
+    Matcher,
+    RuleBudgetExceeded,
+    check_replace,
+    compile_pattern,
+    re2_options,
+)
+
+if TYPE_CHECKING:
+    from aggregator.config.schema import Config, RuleConfig
+
+__all__ = [
+    "CASE_SENSITIVE_PREFIX",
+    "NO_RULES",
+    "ItemView",
+    "Matcher",
+    "Rule",
+    "RuleOutcome",
+    "RuleSet",
+    "apply_rules",
+    "check_replace",
+    "compile_pattern",
+    "compile_rules",
+    "config_rules",
+    "rules_digest",
+]
+
+log = logging.getLogger("aggregator.rules")
+
+Field = Literal["title", "text", "content", "author", "link", "any"]
+Action = Literal["drop", "keep", "file", "unfile", "retitle"]
+#: what a rule did to one item (a keep rule "keeps" what matches and "drops" the rest)
+Effect = Literal["drop", "keep", "file", "unfile", "retitle"]
+
+FIELDS: tuple[str, ...] = ("title", "text", "content", "author", "link")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One compiled ``[[rules]]`` table."""
+
+    number: int  #: 1-based, in config order (``rules test --rule N``)
+    origin: str  #: ``file:line`` of its table, for messages
+    field: Field
+    action: Action
+    matcher: Matcher
+    sources: tuple[str, ...] = ()  #: source id globs; empty: every source
+    categories: frozenset[str] = frozenset()  #: only items filed in one of these; empty: all
+    to: tuple[str, ...] = ()
+    replace: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"rule {self.number} ({self.origin})"
+
+
+@dataclass(frozen=True, slots=True)
+class ItemView:
+    """The merged item as rules see it (before any rule)."""
+
+    key: str
+    title: str
+    sources: tuple[str, ...]  #: every source carrying it
+    categories: tuple[str, ...]  #: the union of its sources' categories
+    content_html: str | None = None
+    summary_html: str | None = None
+    author: str | None = None
+    link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """What the rules made of one item."""
+
+    dropped: bool
+    title: str
+    categories: tuple[str, ...]  #: sorted; what a dropped item would have had is irrelevant
+    effects: tuple[tuple[int, Effect], ...] = ()  #: (rule number, what it did), in order
+
+
+class RuleSet:
+    """Compiled rules plus the ones disabled for running over budget (shared by threads)."""
+
+    def __init__(self, rules: Sequence[Rule], digest: str) -> None:
+        self.rules = tuple(rules)
+        self.digest = digest  #: hash of what the rules say: stored, to see when they change
+        self._disabled: dict[int, str] = {}
+        self._guard = threading.Lock()
+        self._scope_cache: dict[tuple[str, ...], _Scope] = {}
+        #: "field:case" -> one RE2 set of that field's RE2 rules (and the ``any`` ones),
+        #: the rule number of each of its patterns, and the field
+        self._sets: dict[str, tuple[Any, tuple[int, ...], str]] = {}
+        if self.rules:
+            self._compile_sets()
+
+    def _compile_sets(self) -> None:
+        import re2
+
+        for name in FIELDS:
+            for sensitive in (False, True):
+                group = [
+                    r
+                    for r in self.rules
+                    if r.matcher.engine == "re2"
+                    and r.field in (name, "any")
+                    and r.matcher.case_sensitive == sensitive
+                ]
+                if group:
+                    s = re2.Set.SearchSet(re2_options(sensitive))
+                    for r in group:
+                        s.Add(r.matcher.re2_pattern)
+                    s.Compile()
+                    numbers = tuple(r.number for r in group)
+                    # the set's own wrapper only encodes: called per item and field, skip it
+                    self._sets[f"{name}:{int(sensitive)}"] = (s._set, numbers, name)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    @property
+    def disabled(self) -> dict[int, str]:
+        """Rule number -> why it was disabled."""
+        with self._guard:
+            return dict(self._disabled)
+
+    def _disable(self, rule: Rule, key: str) -> None:
+        with self._guard:
+            if rule.number in self._disabled:
+                return
+            why = (
+                f"{rule.name} disabled: matching {rule.matcher.pattern!r} took over "
+                f"{MATCH_BUDGET_SECONDS:g}s on item {key}"
+            )
+            self._disabled[rule.number] = why
+        log.error("%s", why)
+
+    def scope(self, sources: tuple[str, ...]) -> _Scope:
+        """What applies to items carried by ``sources`` (cached per set of sources)."""
+        found = self._scope_cache.get(sources)
+        if found is None:
+            found = _Scope.of(self, sources)
+            if len(self._scope_cache) < 10000:
+                self._scope_cache[sources] = found
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The rules whose ``sources`` globs take in a given set of sources."""
+
+    rules: dict[int, Rule]  #: number -> rule, in order
+    walked: frozenset[int]  #: walked on every item: keep rules and non-RE2 ones
+    sets: tuple[str, ...]  #: the RE2 sets to ask ("field:case")
+
+    @classmethod
+    def of(cls, ruleset: RuleSet, sources: tuple[str, ...]) -> _Scope:
+        rules = {
+            r.number: r
+            for r in ruleset.rules
+            if not r.sources or any(fnmatchcase(s, g) for s in sources for g in r.sources)
+        }
+        walked = frozenset(
+            n for n, r in rules.items() if r.action == "keep" or r.matcher.engine != "re2"
+        )
+        sets = tuple(
+            key
+            for key, (_, numbers, _name) in ruleset._sets.items()
+            if any(n in rules for n in numbers)
+        )
+        return cls(rules, walked, sets)
+
+
+def rules_digest(configs: Sequence[RuleConfig]) -> str:
+    """A hash of what the rules say, in order (not where they are written)."""
+    doc = [c.model_dump(mode="json") for c in configs]
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def compile_rules(configs: Sequence[RuleConfig], origins: Sequence[str] = ()) -> RuleSet:
+    """The configured rules, compiled (the config validated every pattern already)."""
+    rules = []
+    for number, c in enumerate(configs, start=1):
+        origin = origins[number - 1] if number <= len(origins) else "config"
+        rules.append(
+            Rule(
+                number=number,
+                origin=origin,
+                field=c.field,
+                action=c.action,
+                matcher=compile_pattern(c.match),
+                sources=tuple(c.sources),
+                categories=frozenset(c.categories),
+                to=tuple(c.to),
+                replace=c.replace or "",
+            )
+        )
+    return RuleSet(rules, rules_digest(configs))
+
+
+NO_RULES = RuleSet((), rules_digest(()))
+
+
+def config_rules(config: Config) -> RuleSet:
+    """The config's rules, compiled; no rules compile nothing (and import no engine)."""
+    return compile_rules(config.rules, config.rule_origins) if config.rules else NO_RULES
+
+
+class _Fields:
+    """An item's field values, each worked out on first use."""
+
+    __slots__ = ("view", "title", "_text")
+
+    def __init__(self, view: ItemView) -> None:
+        self.view = view
+        self.title = view.title
+        self._text: str | None = None
+
+    def value(self, name: str) -> str:
+        v = self.view
+        if name == "title":
+            return self.title
+        if name == "text":
+            if self._text is None:
+                from aggregator.sanitize import text_of_clean  # stored bodies are clean
+
+                self._text = text_of_clean(v.content_html or v.summary_html)
+            return self._text
+        if name == "content":
+            return v.content_html or v.summary_html or ""
+        if name == "author":
+            return v.author or ""
+        return v.link or ""
+
+
+_NONE: frozenset[int] = frozenset()
+
+
+def _hits(rules: RuleSet, key: str, fields: _Fields) -> frozenset[int]:
+    """Rule numbers of the RE2 set ``key`` ("field:case") that match the item."""
+    raw, numbers, name = rules._sets[key]
+    found = raw.Match(fields.value(name).encode())
+    return frozenset([numbers[i] for i in found]) if found else _NONE
+
+
+def apply_rules(rules: RuleSet, view: ItemView) -> RuleOutcome:
+    """Every rule in order on one item; a dropped item stops there."""
+    if not rules.rules:
+        return RuleOutcome(False, view.title, tuple(sorted(set(view.categories))))
+    scope = rules.scope(view.sources)
+    fields = _Fields(view)
+    by_set = {key: _hits(rules, key, fields) for key in scope.sets}
+    hit = frozenset().union(*by_set.values())
+    categories = set(view.categories)
+    disabled = rules._disabled
+    effects: list[tuple[int, Effect]] = []
+    walk = sorted((hit & scope.rules.keys()) | scope.walked)
+    i = 0
+    while i < len(walk):
+        number = walk[i]
+        i += 1
+        rule = scope.rules[number]
+        if number in disabled or (rule.categories and not (rule.categories & categories)):
+            continue
+        if rule.matcher.engine == "re2":
+            matched = number in hit
+        else:
+            try:
+                names = FIELDS if rule.field == "any" else (rule.field,)
+                matched = any(rule.matcher.search(fields.value(n)) for n in names)
+            except RuleBudgetExceeded:
+                rules._disable(rule, view.key)
+                continue
+        action = rule.action
+        if action == "keep":
+            if matched:
+                effects.append((number, "keep"))
+                continue
+            effects.append((number, "drop"))
+            return RuleOutcome(True, fields.title, tuple(sorted(categories)), tuple(effects))
+        if not matched:
+            continue
+        if action == "drop":
+            effects.append((number, "drop"))
+            return RuleOutcome(True, fields.title, tuple(sorted(categories)), tuple(effects))
+        if action == "file":
+            if not categories.issuperset(rule.to):
+                categories.update(rule.to)
+                effects.append((number, "file"))
+        elif action == "unfile":
+            if categories.intersection(rule.to):
+                categories.difference_update(rule.to)
+                effects.append((number, "unfile"))
+        else:  # retitle
+            try:
+                title = rule.matcher.sub(rule.replace, fields.title).strip()
+            except RuleBudgetExceeded:
+                rules._disable(rule, view.key)
+                continue
+            if title and title != fields.title:  # a title is never blank
+                fields.title = title
+                effects.append((number, "retitle"))
+                # the later rules see the new title: ask the title's sets again
+                for key in by_set:
+                    if key.startswith("title:"):
+                        by_set[key] = _hits(rules, key, fields)
+                hit = frozenset().union(*by_set.values())
+                walk = walk[:i] + sorted(
+                    n for n in (hit & scope.rules.keys()) | scope.walked if n > number
+                )
+    return RuleOutcome(False, fields.title, tuple(sorted(categories)), tuple(effects))
