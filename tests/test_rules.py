@@ -162,6 +162,18 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], tuple[bool, str, tu
         (True, "Hello world", ("news",)),
     ),
     (
+        "field any reads text, not markup",
+        [{"field": "any", "match": "<b>|more$", "action": "drop"}],
+        {},
+        (True, "Hello world", ("news",)),
+    ),
+    (
+        "field any is not the markup",
+        [{"field": "any", "match": "<b>", "action": "drop"}],
+        {},
+        (False, "Hello world", ("news",)),
+    ),
+    (
         "field any misses",
         [{"field": "any", "match": "nowhere", "action": "drop"}],
         {},

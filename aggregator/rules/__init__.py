@@ -61,6 +61,9 @@ Action = Literal["drop", "keep", "file", "unfile", "retitle"]
 Effect = Literal["drop", "keep", "file", "unfile", "retitle"]
 
 FIELDS: tuple[str, ...] = ("title", "text", "content", "author", "link")
+#: what ``field = "any"`` looks at: what a reader reads; not the markup (``content``), whose
+#: tags and attributes would match words no reader sees
+ANY: tuple[str, ...] = ("title", "text", "author", "link")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ class RuleSet:
                     r
                     for r in self.rules
                     if r.matcher.engine == "re2"
-                    and r.field in (name, "any")
+                    and (r.field == name or (r.field == "any" and name in ANY))
                     and r.matcher.case_sensitive == sensitive
                 ]
                 if group:
@@ -276,7 +279,11 @@ def apply_rules(rules: RuleSet, view: ItemView) -> RuleOutcome:
         return RuleOutcome(False, view.title, tuple(sorted(set(view.categories))))
     scope = rules.scope(view.sources)
     fields = _Fields(view)
-    by_set = {key: _hits(rules, key, fields) for key in scope.sets}
+    by_set = {}
+    for key in scope.sets:  # _hits, inlined: the hot loop of a re-application
+        raw, numbers, name = rules._sets[key]
+        found = raw.Match(fields.value(name).encode())
+        by_set[key] = frozenset([numbers[i] for i in found]) if found else _NONE
     hit = frozenset().union(*by_set.values())
     categories = set(view.categories)
     disabled = rules._disabled
@@ -293,7 +300,7 @@ def apply_rules(rules: RuleSet, view: ItemView) -> RuleOutcome:
             matched = number in hit
         else:
             try:
-                names = FIELDS if rule.field == "any" else (rule.field,)
+                names = ANY if rule.field == "any" else (rule.field,)
                 matched = any(rule.matcher.search(fields.value(n)) for n in names)
             except RuleBudgetExceeded:
                 rules._disable(rule, view.key)
