@@ -67,12 +67,14 @@ def reapply_rules(config: Config, store: Store, rules: RuleSet | None = None) ->
     rules = rules or config_rules(config)
     done = store.reapply_rules(rules, utcnow())
     if done.evaluated:
-        log.info(
-            "rules re-applied items=%d changed=%d dropped=%d restored=%d",
-            done.evaluated,
-            done.changed,
-            done.dropped,
-            done.restored,
+        log_fields(
+            log,
+            logging.INFO,
+            "rules re-applied",
+            items=done.evaluated,
+            changed=done.changed,
+            dropped=done.dropped,
+            restored=done.restored,
         )
     return rules
 
