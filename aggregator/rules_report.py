@@ -2,7 +2,7 @@
 
 The rules run on every stored item exactly as a re-application would (all of
 them, in order: a rule sees what the earlier ones did), on a store opened
-without migrating and read in read-only transactions.
+read-only (nothing created, migrated or written).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def print_rules_report(
 ) -> Report:
     """Evaluate and print; ``rule``: show only that one (1-based), ``source``: its items only."""
     rules = config_rules(config)
-    store = Store.open(config.aggregator.database, migrate=False)
+    store = Store.open_readonly(config.aggregator.database)
     try:
         report = evaluate(rules, store.stored_items(bodies=needs_bodies(rules), source_id=source))
     finally:

@@ -206,3 +206,13 @@ def test_daemon_keeps_its_rules_on_a_bad_reload_and_reapplies_good_ones(
     daemon.wait_log(r"rules re-applied items=5 changed=4 dropped=2 restored=2")
     daemon.send(signal.SIGTERM)
     assert daemon.wait(20) == 0, daemon.log()
+
+
+def test_rules_test_without_a_database_creates_nothing(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    config = write_config(tmp_path, "sqlite:///db/none.sqlite", loopback.url, DROP_ADS)
+    tried = aggregator("rules", "test", "-c", str(config))
+    assert tried.returncode == 1
+    assert "no database at" in tried.stderr
+    assert not (tmp_path / "db").exists()
