@@ -40,6 +40,7 @@ def test_drop_keeps_the_item_out_of_every_feed_and_counts_it(store: Store) -> No
     assert (result.new, result.dropped) == (1, 1)
     assert keys(store) == ["k2"] and keys(store, "news") == ["k2"]
     assert check(store)["news"][0] == 1
+    assert [e.key for e in store.changed_entries(0)] == ["k2"]  # no Jekyll post either
     # the same document again: nothing new, the dropped item does not come back
     again = store.apply_items("em-a", batch, LATER, drop)
     assert (again.new, again.updated, again.unchanged, again.dropped) == (0, 0, 2, 0)

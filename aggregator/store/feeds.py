@@ -60,7 +60,11 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
 
 def changed_entries(conn: Connection, since: int) -> list[Entry]:
     """The entries whose items changed after change counter ``since`` (their posts follow)."""
-    stmt = select(*_COLUMNS).where(items.c.changed > since).order_by(items.c.key)
+    stmt = (
+        select(*_COLUMNS)
+        .where(items.c.changed > since, items.c.dropped.is_(False))  # a dropped one gets none
+        .order_by(items.c.key)
+    )
     return _entries(conn, stmt)
 
 
