@@ -388,6 +388,32 @@ def sources(config_path: str | None) -> None:
     print_sources_table(config)
 
 
+@main.command()
+@config_option
+@click.argument("id_or_link")
+def explain(config_path: str | None, id_or_link: str) -> None:
+    """The versions behind one entry, their sources, and the rule that merged them."""
+    from aggregator.canonical import tracking
+    from aggregator.explain import explanation
+    from aggregator.store import Store
+
+    config = _load(config_path)
+    try:
+        store = Store.open(config.aggregator.database, migrate=False)
+        try:
+            found = store.provenance(id_or_link, tracking(config.dedupe.tracking_params))
+        finally:
+            store.close()
+    except StoreError as exc:
+        click.echo(f"database error: {exc}", err=True)
+        sys.exit(1)
+    if found is None:
+        click.echo(f"no entry has the id, key or link {id_or_link!r}", err=True)
+        sys.exit(1)
+    for line in explanation(found):
+        click.echo(line)
+
+
 @main.group("rules")
 def rules_group() -> None:
     """The [[rules]] of the config, tried on the stored items."""

@@ -21,11 +21,13 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from aggregator.canonical import canonical_link, permalink
 from aggregator.config.schema import RESERVED_CATEGORY_IDS
 from aggregator.digest import fields_digest
 from aggregator.model import Category, CategoryNames, Item, ItemSource, ParsedFeed, ParsedItem
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
+from aggregator.similar import normalized_title
 from aggregator.slug import slug
 
 TITLE_FROM_TEXT_MAX = 80
@@ -137,12 +139,14 @@ def dedupe_feed(
     feed: ParsedFeed,
     known: CategoryNames | None = None,
     key_id: str | None = None,
+    tracking: frozenset[str] = frozenset(),
 ) -> Deduped:
     """Key every item of one document and drop what must not be written.
 
     ``known``: the store's categories, for publisher category ids (``category_from``).
     ``key_id``: the source id its items' keys are made with, when the source was
     renamed since (its items keep their identity); else its own id.
+    ``tracking``: query parameters the canonical links drop besides the built-in ones.
     """
     dated = any(p.published or p.updated for p in feed.items)
     items: list[Item] = []
@@ -186,7 +190,18 @@ def dedupe_feed(
                 n += 1
             key = f"{key}#{n}"
         seen[key] = digest
-        items.append(to_item(source, parsed, key=key, title=title, categories=cats, digest=digest))
+        items.append(
+            to_item(
+                source,
+                parsed,
+                key=key,
+                title=title,
+                categories=cats,
+                digest=digest,
+                canon=canonical_link(parsed.link or permalink(parsed.guid), tracking),
+                title_norm=normalized_title(title),
+            )
+        )
     return Deduped(
         tuple(items),
         tuple(publishers.values()),
@@ -210,6 +225,8 @@ def to_item(
     title: str,
     categories: tuple[str, ...],
     digest: str,
+    canon: str | None = None,
+    title_norm: str | None = None,
 ) -> Item:
     published = parsed.published or parsed.updated
     return Item(
@@ -231,6 +248,8 @@ def to_item(
         detail_url=parsed.detail_url,
         detail_pending=bool(parsed.detail_url),
         enclosures=parsed.enclosures,
+        canon=canon,
+        title_norm=title_norm,
     )
 
 

@@ -232,6 +232,9 @@ class Item:
     detail_url: str | None = None
     detail_pending: bool = False  #: body still to be asked for at the next poll
     enclosures: tuple[Enclosure, ...] = ()
+    #: canonical link (canonical.py) of its link or permalink guid: joins other sources' items
+    canon: str | None = None
+    title_norm: str | None = None  #: normalized title (similar.py): near-duplicate candidates
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +269,8 @@ class Entry:
     #: pages show the new list at the feed's next change
     sources: tuple[str, ...] = field(default=(), compare=False)
     enclosures: tuple[Enclosure, ...] = ()  #: the winning version's, else the next that has any
+    #: the other sources' links to it (Atom ``rel="via"``), sorted; not part of its identity
+    via: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True)

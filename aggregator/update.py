@@ -30,7 +30,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from aggregator import schedule
+from aggregator import canonical, schedule
 from aggregator.config import Config, SourceConfig
 from aggregator.decide import Decisions, Detail, decide
 from aggregator.errors import AggregatorError, FetchError, Gone, ParseError, RateLimited
@@ -46,6 +46,7 @@ from aggregator.model import (
     UpdateResult,
 )
 from aggregator.rules import NO_RULES, RuleSet
+from aggregator.similar import SimilarRule
 from aggregator.store import Store
 
 if TYPE_CHECKING:
@@ -109,7 +110,9 @@ def update_source(ctx: UpdateContext, source: SourceConfig, state: SourceState) 
         items, pages = _fetch_details(ctx, source, decisions, warnings)
         if deduped.categories:
             ctx.store.ensure_categories(deduped.categories)
-        applied = ctx.store.apply_items(source.id, items, now, ctx.rules)
+        applied = ctx.store.apply_items(
+            source.id, items, now, ctx.rules, similar=similar_rule(ctx.config, source)
+        )
         ctx.store.save_detail_pages(source.id, pages, now)
         # bodies still to ask for: no validators, or a 304 would hide the items next time
         pending = any(item.detail_pending for item in items)
@@ -190,6 +193,7 @@ def _parse_and_dedupe(
 
     cfg = ctx.config
     known = ctx.store.category_names() if source.category_from else None
+    tracking = canonical.tracking(cfg.dedupe.tracking_params)
     if source.type == "html":
         from aggregator.parse.htmlpage import parse_html_page_then
 
@@ -197,7 +201,7 @@ def _parse_and_dedupe(
         return parse_html_page_then(
             fetched,
             source.html,
-            partial(dedupe_feed, source, known=known, key_id=key_id),
+            partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
             tz=source_tz(cfg, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
@@ -207,19 +211,26 @@ def _parse_and_dedupe(
         return parse_json_api_then(
             fetched,
             source.json_,
-            partial(dedupe_feed, source, known=known, key_id=key_id),
+            partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
             tz=source_tz(ctx.config, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
         )
     return parse_feed_then(
         fetched,
-        partial(dedupe_feed, source, known=known, key_id=key_id),
+        partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
         tz=source_tz(ctx.config, source),
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,
         timeout=cfg.limits.parse_timeout.total_seconds(),
     )
+
+
+def similar_rule(config: Config, source: SourceConfig) -> SimilarRule | None:
+    """The near-duplicate rule for this source's items (None: links only)."""
+    if not config.similar(source):
+        return None
+    return SimilarRule(config.dedupe.window, config.dedupe.threshold)
 
 
 def _decide(ctx: UpdateContext, source: SourceConfig, deduped: Deduped) -> Decisions:

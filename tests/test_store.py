@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Connection, select, text
 
 import aggregator.store as store_pkg
 from aggregator.config import SourceConfig
@@ -86,7 +86,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0009"
+        assert head_revision() == "0010"
     finally:
         store.close()
 
@@ -588,6 +588,7 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
             conn.execute(text("ALTER TABLE sources DROP COLUMN health"))
             for column in ("removed", "key_id"):  # 0009
                 conn.execute(text(f"ALTER TABLE sources DROP COLUMN {column}"))
+            drop_canonical_links(conn)  # 0010
         store.close()
         store = Store.open(db_url)  # migrates to head
         before = [replace(e, sources=()) for e in store.entries(None, None)]
@@ -597,3 +598,11 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         assert [replace(e, sources=()) for e in store.entries(None, None)] == before
     finally:
         store.close()
+
+
+def drop_canonical_links(conn: Connection) -> None:
+    """The item_versions of a store before 0010 (canonical links)."""
+    for index in ("ix_item_versions_canon", "ix_item_versions_title_norm_published"):
+        conn.execute(text(f"DROP INDEX {index}"))
+    for column in ("canon", "title_norm", "merged_by"):
+        conn.execute(text(f"ALTER TABLE item_versions DROP COLUMN {column}"))

@@ -32,6 +32,7 @@ from aggregator.config.schema import (
     AggregatorSettings,
     CategoryConfig,
     Config,
+    DedupeSettings,
     Limits,
     PostsSettings,
     RuleConfig,
@@ -45,6 +46,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "aggregator": AggregatorSettings,
     "server": ServerSettings,
     "limits": Limits,
+    "dedupe": DedupeSettings,
     "posts": PostsSettings,
 }
 _INCLUDE_TABLES = {"categories", "sources", "rules"}
@@ -367,6 +369,7 @@ def _assemble(
             aggregator=settings,
             server=sections.get("server") or ServerSettings(),
             limits=sections.get("limits") or Limits(),
+            dedupe=sections.get("dedupe") or DedupeSettings(),
             categories={cid: c for cid, c in categories.items() if c is not None},
             sources=tuple(e.source for e in entries if e.source is not None),
             posts=posts,

@@ -192,6 +192,16 @@ class ServerSettings(Frozen):
 class CategoryConfig(Frozen):
     title: str = Field(min_length=1)
     description: str | None = None
+    similar: bool | None = None  #: near-duplicates merge here; None: ``[dedupe] similar``
+
+
+class DedupeSettings(Frozen):
+    """``[dedupe]``: merging across sources beyond infoCode (canonical links always)."""
+
+    similar: bool = False  #: also merge near-duplicates (normalized title + similar text)
+    window: Duration = timedelta(hours=48)  #: how far apart near-duplicates may be published
+    threshold: float = Field(default=0.5, gt=0, le=1)  #: shared text (shingles) to merge
+    tracking_params: tuple[str, ...] = ()  #: query parameters dropped besides the built-in ones
 
 
 class DetailMapping(Frozen):
@@ -276,6 +286,7 @@ class SourceConfig(Frozen):
     #: zone of this source's zone-less dates and ambiguous abbreviations (CST, IST...);
     #: None: ``[aggregator] timezone``
     timezone: Annotated[str, AfterValidator(_zone_name)] | None = None
+    similar: bool | None = None  #: near-duplicates merge for this source; None: its categories'
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
@@ -366,6 +377,7 @@ class Config(Frozen):
     aggregator: AggregatorSettings = AggregatorSettings()
     server: ServerSettings = ServerSettings()
     limits: Limits = Limits()
+    dedupe: DedupeSettings = DedupeSettings()
     categories: dict[CategoryId, CategoryConfig] = {}
     sources: tuple[SourceConfig, ...] = ()
     posts: PostsSettings | None = None
@@ -379,6 +391,16 @@ class Config(Frozen):
     def category(self, category_id: str) -> Category | None:
         c = self.categories.get(category_id)
         return Category(category_id, c.title, c.description) if c else None
+
+    def similar(self, source: SourceConfig) -> bool:
+        """Whether near-duplicates merge for this source's items: its own ``similar``, else
+        any of its categories', else ``[dedupe] similar``."""
+        if source.similar is not None:
+            return source.similar
+        chosen = [self.categories[c].similar for c in source.categories if c in self.categories]
+        if any(c is not None for c in chosen):
+            return any(bool(c) for c in chosen)
+        return self.dedupe.similar
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)

@@ -72,6 +72,7 @@ def _entries(conn: Connection, stmt: Select[Any]) -> list[Entry]:
     rows = conn.execute(stmt).all()
     filed: dict[int, list[str]] = defaultdict(list)
     carried: dict[int, list[str]] = defaultdict(list)
+    linked: dict[int, set[str]] = defaultdict(set)
     for part in chunks([row.id for row in rows]):
         for link in conn.execute(
             select(item_categories.c.item_id, item_categories.c.category_id)
@@ -80,11 +81,13 @@ def _entries(conn: Connection, stmt: Select[Any]) -> list[Entry]:
         ):
             filed[link.item_id].append(link.category_id)
         for version in conn.execute(
-            select(item_versions.c.item_id, item_versions.c.source_id)
+            select(item_versions.c.item_id, item_versions.c.source_id, item_versions.c.link)
             .where(item_versions.c.item_id.in_(part))
             .order_by(item_versions.c.source_id)
         ):
             carried[version.item_id].append(version.source_id)
+            if version.link:
+                linked[version.item_id].add(version.link)
     return [
         Entry(
             key=row.key,
@@ -101,6 +104,7 @@ def _entries(conn: Connection, stmt: Select[Any]) -> list[Entry]:
             post_category=row.post_category,
             sources=tuple(carried[row.id]),
             enclosures=row.enclosures or (),
+            via=tuple(sorted(linked[row.id] - {row.link})),
         )
         for row in rows
     ]

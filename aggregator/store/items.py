@@ -33,9 +33,11 @@ from sqlalchemy import BindParameter, Connection, bindparam, delete, select, upd
 
 from aggregator.model import Item
 from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
+from aggregator.similar import SimilarRule
 from aggregator.store import categories as cats
 from aggregator.store import counts, versions
 from aggregator.store.bulk import Inserts, chunks
+from aggregator.store.joins import joins
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult
 from aggregator.store.schema import item_categories, item_versions, items
@@ -112,9 +114,11 @@ def apply_items(
     rules: RuleSet = NO_RULES,
     *,
     force: bool = False,
+    similar: SimilarRule | None = None,
 ) -> ApplyResult:
     """``force``: write every stored version given, even one whose hash is the same (a body
-    read again by ``aggregator refetch``: the document did not change, the article did)."""
+    read again by ``aggregator refetch``: the document did not change, the article did);
+    ``similar``: near-duplicates join other sources' items (joins.py), besides links."""
     lock_items(conn)
     by_key: dict[str, Item] = {}
     for item in batch:
@@ -134,13 +138,16 @@ def apply_items(
 
     versions.seen_again(conn, source_id, same, now)
 
+    joined = joins(conn, source_id, [i for i in new if i.key not in item_ids], similar)
+    item_ids.update((key, join.item_id) for key, join in joined.items())
     merger = _Merger(conn, now, rules)
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
         add_versions(conn, source_id, len(new))  # before the versions: they need its row
         item_ids.update(merger.insert_fresh([i for i in new if i.key not in item_ids]))
-        versions.insert_versions(conn, source_id, new, item_ids, now)
+        rules_of = {key: join.rule for key, join in joined.items()}
+        versions.insert_versions(conn, source_id, new, item_ids, now, rules_of)
     if changed:
         versions.update_versions(conn, source_id, changed, now)
 

@@ -47,6 +47,7 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
     ids = sorted(row.id for row in victims)
     changed: set[str] = set()
     carriers: set[str] = set()
+    gone = {row.key for row in victims}
     tally = counts.Tally()
     for part in chunks(ids):
         for row in conn.execute(
@@ -56,15 +57,15 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
         ):
             changed.add(row.category_id)
             tally.remove([row.category_id], row.updated)
-        carriers.update(
-            conn.execute(
-                select(item_versions.c.source_id)
-                .where(item_versions.c.item_id.in_(part))
-                .distinct()
-            ).scalars()
-        )
+        for version in conn.execute(
+            select(item_versions.c.source_id, item_versions.c.key).where(
+                item_versions.c.item_id.in_(part)
+            )
+        ):
+            carriers.add(version.source_id)
+            gone.add(version.key)  # a version that joined by link: its own key stays gone too
     insert_missing(
-        conn, tombstones, [{"key": row.key, "pruned_at": now} for row in victims], ["key"]
+        conn, tombstones, [{"key": key, "pruned_at": now} for key in sorted(gone)], ["key"]
     )
     for part in chunks(ids):
         # explicit deletes of the dependents: no reliance on ON DELETE CASCADE being enforced

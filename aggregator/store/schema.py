@@ -242,8 +242,16 @@ item_versions = Table(
     Column("enclosures", Enclosures),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_seen", UTCDateTime, nullable=False),
+    # joins.py: a new version of another source joins the item whose versions share its
+    # canonical link (or, with ``similar``, its normalized title); merged_by says which rule
+    # joined it (None: the version the item was made from, or its infoCode key)
+    Column("canon", Text),
+    Column("title_norm", Text),
+    Column("merged_by", String(64)),
     PrimaryKeyConstraint("source_id", "key"),
     Index(None, "item_id"),
+    Index(None, "canon"),
+    Index(None, "title_norm", "published"),
 )
 
 #: the article page behind one source's item (``fulltext`` sources): its validators

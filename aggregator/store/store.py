@@ -31,9 +31,20 @@ from aggregator.model import (
     SourceState,
 )
 from aggregator.rules import NO_RULES, RuleSet
+from aggregator.similar import SimilarRule
 from aggregator.store import categories as cats
 from aggregator.store import engine as engines
-from aggregator.store import feeds, health, items, pages, prune, rulings, sources, versions
+from aggregator.store import (
+    feeds,
+    health,
+    items,
+    pages,
+    provenance,
+    prune,
+    rulings,
+    sources,
+    versions,
+)
 from aggregator.store.records import ApplyResult, Changes
 
 
@@ -231,11 +242,21 @@ class Store:
         rules: RuleSet = NO_RULES,
         *,
         force: bool = False,
+        similar: SimilarRule | None = None,
     ) -> ApplyResult:
         """Store one source's versions and re-merge the items they touch (the rules run on
-        the merged items), in one transaction."""
+        the merged items), in one transaction; ``similar``: near-duplicates join too."""
         with self._write(f"storing items of {source_id}") as conn:
-            return items.apply_items(conn, source_id, batch, now, rules, force=force)
+            return items.apply_items(
+                conn, source_id, batch, now, rules, force=force, similar=similar
+            )
+
+    def provenance(
+        self, query: str, tracking: frozenset[str] = frozenset()
+    ) -> provenance.Provenance | None:
+        """The entry an Atom id, key or link names, with its versions (``aggregator explain``)."""
+        with self._read("reading an entry's versions") as conn:
+            return provenance.find(conn, query, tracking)
 
     def reapply_rules(self, rules: RuleSet, now: datetime) -> rulings.Reapplied:
         """Rules other than the stored items were made with: evaluate every item again."""

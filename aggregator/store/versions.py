@@ -35,6 +35,8 @@ VERSION_FIELDS = (
     "detail_url",
     "detail_pending",
     "enclosures",
+    "canon",
+    "title_norm",
 )
 
 _v = item_versions.c
@@ -45,22 +47,11 @@ _TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
 _KNOWN = select(_v.key, _v.content_hash, _v.detail_pending, _v.content_raw, _v.content_html).where(
     _v.source_id == _SOURCE, _v.key.in_(_KEYS)
 )
-#: per key already merged: its item id, and this source's version if it carries one
-_STORED = (
-    select(
-        items.c.key,
-        items.c.id,
-        _v.item_id,
-        _v.content_hash,
-        _v.priority,
-        _v.categories,
-        _v.detail_pending,
-    )
-    .select_from(
-        items.outerjoin(item_versions, (_v.item_id == items.c.id) & (_v.source_id == _SOURCE))
-    )
-    .where(items.c.key.in_(_KEYS))
-)
+#: this source's stored versions, with the items they belong to
+_STORED = select(
+    _v.key, _v.item_id, _v.content_hash, _v.priority, _v.categories, _v.detail_pending
+).where(_v.source_id == _SOURCE, _v.key.in_(_KEYS))
+_ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 _SEEN_AGAIN = (
     update(item_versions)
     .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
@@ -68,7 +59,16 @@ _SEEN_AGAIN = (
 )
 _INSERT_VERSIONS = Inserts(
     item_versions,
-    ("source_id", "key", "item_id", *VERSION_FIELDS, "categories", "first_seen", "last_seen"),
+    (
+        "source_id",
+        "key",
+        "item_id",
+        *VERSION_FIELDS,
+        "categories",
+        "first_seen",
+        "last_seen",
+        "merged_by",
+    ),
 )
 _UPDATE_VERSIONS = (
     update(item_versions)
@@ -114,20 +114,25 @@ class Stored:
 def stored_versions(
     conn: Connection, source_id: str, keys: Sequence[str]
 ) -> tuple[dict[str, int], dict[str, Stored]]:
-    """Item ids of the keys already merged, and this source's versions among them."""
+    """Item ids of the keys already merged, and this source's versions among them.
+
+    A version that joined another item (joins.py) has a key of its own: its item is
+    found through the version; the shared keys (infoCode) through the items.
+    """
     item_ids: dict[str, int] = {}
     versions: dict[str, Stored] = {}
     for part in chunks(keys):
         for r in conn.execute(_STORED, {"source_id": source_id, "keys": part}):
-            item_ids[r.key] = r.id
-            if r.item_id is not None:
-                versions[r.key] = Stored(
-                    r.item_id,
-                    r.content_hash,
-                    r.priority,
-                    tuple(r.categories),
-                    bool(r.detail_pending),
-                )
+            item_ids[r.key] = r.item_id
+            versions[r.key] = Stored(
+                r.item_id,
+                r.content_hash,
+                r.priority,
+                tuple(r.categories),
+                bool(r.detail_pending),
+            )
+    for part in chunks([k for k in keys if k not in versions]):
+        item_ids.update((r.key, r.id) for r in conn.execute(_ITEM_IDS, {"keys": part}))
     return item_ids, versions
 
 
@@ -162,12 +167,21 @@ def insert_versions(
     fresh: Sequence[Item],
     item_ids: Mapping[str, int],
     now: datetime,
+    merged_by: Mapping[str, str] | None = None,
 ) -> None:
-    """Versions this source never carried, each under its merged item's id."""
+    """Versions this source never carried, each under its merged item's id;
+    ``merged_by``: key -> the rule that joined the version to another source's item."""
     rows = []
+    merged_by = merged_by or {}
     for item in fresh:
         row = _version_row(item, now)
-        row.update(source_id=source_id, key=item.key, item_id=item_ids[item.key], first_seen=now)
+        row.update(
+            source_id=source_id,
+            key=item.key,
+            item_id=item_ids[item.key],
+            first_seen=now,
+            merged_by=merged_by.get(item.key),
+        )
         rows.append(row)
     _INSERT_VERSIONS.execute(conn, rows)
 

@@ -165,6 +165,8 @@ def _entry_element(
         _html(sub(element, "content"), content)
     if link:
         sub(element, "link", href=link).set("rel", "alternate")
+    for other in entry.via:  # the other sources' links to the same story
+        sub(element, "link", href=_x(other).strip(), rel="via")
     for enclosure in entry.enclosures:  # RFC 4287 4.2.7.2: length is the size in octets
         media = sub(element, "link", href=_x(enclosure.url), rel="enclosure")
         if enclosure.type:
