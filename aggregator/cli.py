@@ -399,7 +399,7 @@ def explain(config_path: str | None, id_or_link: str) -> None:
 
     config = _load(config_path)
     try:
-        store = Store.open(config.aggregator.database, migrate=False)
+        store = Store.open_readonly(config.aggregator.database)
         try:
             found = store.provenance(id_or_link, tracking(config.dedupe.tracking_params))
         finally:

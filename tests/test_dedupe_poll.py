@@ -110,3 +110,11 @@ def test_two_sources_one_story_one_entry(
     missing = aggregator("explain", "-c", str(config), "https://example.com/news/404.html")
     assert missing.returncode == 1
     assert "no entry" in missing.stderr
+
+
+def test_explain_reads_only(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", f"sqlite:///{tmp_path}/none.db")
+    done = aggregator("explain", "-c", str(config), "https://example.com/news/1.html")
+    assert done.returncode == 1
+    assert "no database" in done.stderr
+    assert not (tmp_path / "none.db").exists()
