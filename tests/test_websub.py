@@ -44,7 +44,12 @@ def test_hub_pinged_with_changed_feeds_only(tmp_path: Path, loopback: LoopbackSe
     assert len(pings) == 1
     assert ("hub.mode", "publish") in pings[0]
     urls = {v for k, v in pings[0] if k == "hub.url"}
-    assert urls == {"http://127.0.0.1:8080/news.atom", "http://127.0.0.1:8080/all.atom"}
+    # every format of each changed feed names the hub, so each is announced
+    assert urls == {
+        f"http://127.0.0.1:8080/{stem}.{ext}"
+        for stem in ("news", "all", "health")  # health: new files too, on the first write
+        for ext in ("atom", "rss", "json")
+    }
     feed = (tmp_path / "public" / "news.atom").read_text(encoding="utf-8")
     assert (
         f'href="{loopback.url}/hub" rel="hub"' in feed
