@@ -2,7 +2,9 @@
 
     new version (no item has its key)
       1. infoCode key          -> its own key decides (never joined by link)
-      2. canonical link        -> the first-seen item another source carries with that link
+      2. canonical link        -> the first-seen item another source carries with that link;
+                                  where several items share it (posts told apart only by
+                                  a fragment), the one whose normalized title matches
       3. similar (if on)       -> the item whose version has the same normalized title,
                                   published within the window, with the most similar text
                                   (at least the threshold)
@@ -30,7 +32,7 @@ from aggregator.store.bulk import chunks
 from aggregator.store.schema import item_versions
 
 _v = item_versions.c
-_BY_CANON = select(_v.canon, _v.item_id, _v.source_id).where(
+_BY_CANON = select(_v.canon, _v.item_id, _v.source_id, _v.title_norm).where(
     _v.canon.in_(bindparam("canons", expanding=True))
 )
 _BY_TITLE = select(
@@ -65,11 +67,13 @@ def joins(
     if not open_items:
         return {}
     by_canon: dict[str, set[int]] = defaultdict(set)
+    titles_of: dict[int, set[str | None]] = defaultdict(set)
     canons = sorted({i.canon for i in open_items if i.canon})
     for part in chunks(canons):
         for row in conn.execute(_BY_CANON, {"canons": part}):
             if row.source_id != source_id:
                 by_canon[row.canon].add(row.item_id)
+                titles_of[row.item_id].add(row.title_norm)
     titled: dict[str, list[Any]] = defaultdict(list)
     if rule is not None:
         titles = sorted({i.title_norm for i in open_items if i.title_norm})
@@ -84,6 +88,8 @@ def joins(
     found: dict[str, Join] = {}
     for item in open_items:
         ids = sorted(by_canon.get(item.canon or "", set()) - carried - taken)
+        if len(ids) > 1:  # one link, several stories (anchors on an archive page): the title
+            ids = [i for i in ids if item.title_norm in titles_of[i]]
         if ids:  # the lowest id: the item first seen
             found[item.key] = Join(ids[0], LINK)
             taken.add(ids[0])
