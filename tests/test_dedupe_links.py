@@ -82,12 +82,15 @@ def test_one_source_reusing_a_link_keeps_its_items_apart(store: Store) -> None:
     assert sorted(k for k, _ in entries(store)) == ["src:a:1", "src:a:2"]
     store.apply_items("a", [story("src:a:3", "a", link + "?utm_source=x")], T1)
     assert len(entries(store)) == 3
-    # another source's copy joins one of them (the first seen), not all three
-    store.apply_items("b", [story("src:b:1", "b", link)], T2)
+    # another source's copy: the link names three stories, so the title picks one
+    store.apply_items("b", [story("src:b:0", "b", link, title="something else")], T2)
+    assert len(entries(store)) == 4
+    store.apply_items("b", [story("src:b:1", "b", link, title="title src:a:2")], T2)
     assert sorted(entries(store)) == [
-        ("src:a:1", ("a", "b")),
-        ("src:a:2", ("a",)),
+        ("src:a:1", ("a",)),
+        ("src:a:2", ("a", "b")),
         ("src:a:3", ("a",)),
+        ("src:b:0", ("b",)),
     ]
 
 
