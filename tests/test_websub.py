@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,9 @@ RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0"><channel><title>t</title><link>http://127.0.0.1/</link><description>d</description>
 <item><title>%s</title><link>http://127.0.0.1/a</link><guid>a</guid>
 <pubDate>Wed, 25 May 2022 16:53:43 +0800</pubDate></item></channel></rss>"""
+
+
+FORMATS = ("atom", "rss", "json")  # the default [aggregator] formats
 
 
 def poll(config: Path) -> subprocess.CompletedProcess[str]:
@@ -44,17 +48,19 @@ def test_hub_pinged_with_changed_feeds_only(tmp_path: Path, loopback: LoopbackSe
     assert len(pings) == 1
     assert ("hub.mode", "publish") in pings[0]
     urls = {v for k, v in pings[0] if k == "hub.url"}
-    # every format of each changed feed names the hub, so each is announced
-    assert urls == {
-        f"http://127.0.0.1:8080/{stem}.{ext}"
-        for stem in ("news", "all", "health")  # health: new files too, on the first write
-        for ext in ("atom", "rss", "json")
-    }
-    feed = (tmp_path / "public" / "news.atom").read_text(encoding="utf-8")
-    assert (
-        f'href="{loopback.url}/hub" rel="hub"' in feed
-        or f'rel="hub" href="{loopback.url}/hub"' in feed
-    )
+    # Every feed that carries rel="hub" is a topic: each format of the changed category,
+    # of all, and of the health feed (the source's first condition is a change).
+    feeds = [f"{stem}.{fmt}" for stem in ("news", "all", "health") for fmt in FORMATS]
+    assert urls == {f"http://127.0.0.1:8080/{name}" for name in feeds}
+    for name in feeds:
+        feed = (tmp_path / "public" / name).read_text(encoding="utf-8")
+        if name.endswith(".json"):
+            assert json.loads(feed)["hubs"] == [{"type": "WebSub", "url": f"{loopback.url}/hub"}]
+        else:
+            assert (
+                f'href="{loopback.url}/hub" rel="hub"' in feed
+                or f'rel="hub" href="{loopback.url}/hub"' in feed
+            ), name
 
     assert poll(config).returncode == 0  # nothing changed: no ping
     assert len(pings) == 1
