@@ -115,7 +115,7 @@ def _most_similar(
 ) -> Join | None:
     if item.published is None:
         return None
-    mine = shingles(text_of(item.content_html or item.summary_html or ""))
+    mine: frozenset[str] | None = None  # made only when a candidate is in the window
     best: tuple[float, int] | None = None
     for row in rows:
         item_id = row.item_id
@@ -123,6 +123,8 @@ def _most_similar(
             continue
         if abs(row.published - item.published) > rule.window:
             continue
+        if mine is None:
+            mine = shingles(text_of(item.content_html or item.summary_html or ""))
         body = row.content_html or row.summary_html
         score = similarity(mine, shingles(text_of(body or "")))
         if score >= rule.threshold and (best is None or (score, -item_id) > (best[0], -best[1])):
