@@ -131,3 +131,37 @@ def test_feedparser_without_its_private_tables_falls_back_to_parse() -> None:
     # the same records either way
     assert moved.stdout.split(" ", 1)[1] == normal.stdout.split(" ", 1)[1]
     assert "2022-05-25T16:53:43+08:00" in moved.stdout
+
+
+SERVE = """
+import logging, sys
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+{prelude}
+from aggregator.serve.server import uvicorn_config
+http = uvicorn_config(object(), request_timeout=5.0).http
+print(http if isinstance(http, str) else http.__name__)
+"""
+
+
+def _serve_config_in_child(prelude: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", SERVE.format(prelude=prelude)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+
+def test_uvicorn_without_the_guarded_internal_still_serves_and_says_so() -> None:
+    """serve/guard.py extends a uvicorn internal: where it moved, uvicorn's own protocol serves."""
+    normal = _serve_config_in_child("")
+    assert normal.returncode == 0, normal.stderr
+    assert normal.stdout.strip() == "GuardedProtocol"
+    assert "connection guard" not in normal.stderr
+    moved = _serve_config_in_child(
+        "sys.modules['uvicorn.protocols.http.httptools_impl'] = None  # import fails"
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.strip() == "httptools"
+    assert "WARNING aggregator.serve: serve: this uvicorn lacks" in moved.stderr

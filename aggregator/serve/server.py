@@ -21,7 +21,6 @@ import uvicorn
 from aggregator.config import Config
 from aggregator.errors import StoreError
 from aggregator.serve.app import FeedApp
-from aggregator.serve.guard import connection_limit, guarded_protocol
 from aggregator.serve.health import ConfigProvider, HealthProvider, StoreProvider
 
 if TYPE_CHECKING:
@@ -83,6 +82,24 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _http_protocol(request_timeout: float) -> Any:
+    """The guarded httptools protocol; uvicorn's own where its internals moved.
+
+    serve/guard.py extends a uvicorn internal (pinned in pyproject.toml); a uvicorn
+    without it still serves, unguarded, and says so rather than failing to start.
+    """
+    try:
+        from aggregator.serve.guard import connection_limit, guarded_protocol
+    except (ImportError, AttributeError) as exc:
+        log.warning(
+            "serve: this uvicorn lacks the httptools protocol the connection guard "
+            "extends (%s); serving without the connection bound and request deadline",
+            exc,
+        )
+        return "httptools"
+    return guarded_protocol(connection_limit(), request_timeout)
+
+
 def uvicorn_config(app: Any, request_timeout: float = 10.0) -> uvicorn.Config:
     """How the feed server runs uvicorn (bench/serve_bench.py measures a bare app with it).
 
@@ -92,7 +109,7 @@ def uvicorn_config(app: Any, request_timeout: float = 10.0) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop="auto",  # uvloop where installed
-        http=guarded_protocol(connection_limit(), request_timeout),  # httptools
+        http=_http_protocol(request_timeout),
         ws="none",
         lifespan="off",
         log_config=None,  # leave the process's logging alone
