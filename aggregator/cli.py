@@ -44,6 +44,7 @@ EXIT_STATUSES: dict[str, tuple[tuple[int, str], ...]] = {
     "export-opml": ((0, "OPML printed"),),
     "refetch": ((0, "every page read again"), (1, "one or more pages failed")),
     "rules test": ((0, "report printed; nothing changed"),),
+    "explain": ((0, "the entry's versions printed"), (1, "no such entry, or no database")),
 }
 DEFAULT_EXIT = ((0, "done"), (1, "a run-time failure"))
 CONFIG_EXIT = (2, "a configuration or usage error (check-config lists every problem)")
@@ -398,17 +399,13 @@ def explain(config_path: str | None, id_or_link: str) -> None:
     from aggregator.store import Store
 
     config = _load(config_path)
+    store = Store.open_readonly(config.aggregator.database)
     try:
-        store = Store.open_readonly(config.aggregator.database)
-        try:
-            found = store.provenance(id_or_link, tracking(config.dedupe.tracking_params))
-        finally:
-            store.close()
-    except StoreError as exc:
-        click.echo(f"database error: {exc}", err=True)
-        sys.exit(1)
+        found = store.provenance(id_or_link, tracking(config.dedupe.tracking_params))
+    finally:
+        store.close()
     if found is None:
-        click.echo(f"no entry has the id, key or link {id_or_link!r}", err=True)
+        error(f"no entry has the id, key or link {id_or_link!r}")
         sys.exit(1)
     for line in explanation(found):
         click.echo(line)
