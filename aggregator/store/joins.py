@@ -26,7 +26,6 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 
 from aggregator.model import Item
-from aggregator.sanitize import text_of
 from aggregator.similar import SimilarRule, shingles, similarity
 from aggregator.store.bulk import chunks
 from aggregator.store.schema import item_versions
@@ -113,6 +112,8 @@ def _carried(conn: Connection, source_id: str, ids: Sequence[int]) -> set[int]:
 def _most_similar(
     item: Item, rows: list[Any], rule: SimilarRule, excluded: set[int]
 ) -> Join | None:
+    from aggregator.sanitize import text_of  # only [dedupe] similar pays for nh3
+
     if item.published is None:
         return None
     mine: frozenset[str] | None = None  # made only when a candidate is in the window
