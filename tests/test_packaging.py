@@ -18,6 +18,7 @@ INDIRECT = {
     "tzdata": "zoneinfo's data where the system has none (Asia/Shanghai by default)",
     "uvloop": "uvicorn's loop='auto' takes it",
     "httptools": "uvicorn's http='auto' takes it",
+    "lxml-html-clean": "trafilatura's justext imports lxml.html.clean, which lxml 5.2+ left out",
 }
 
 #: imported by name, and installed (at the one version that fits) by a declared dependency
