@@ -113,6 +113,16 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def feeds_of(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The item feeds, pages and indexes: not what reports the sources' condition (the
+    health feed, status.html) nor the write counter, which a failed poll moves on purpose."""
+    return {
+        name: data
+        for name, data in files.items()
+        if not name.startswith(("health.", "status.html", ".written"))
+    }
+
+
 def dump_database(url: str) -> str:
     """Every row of every table as text (both backends), to search for leaked content."""
     engine = create_engine(normalize_url(url))
@@ -810,7 +820,7 @@ def test_broken_documents_lose_and_change_nothing(
         loopback.add("/feed.xml", body, etag=False, last_modified=False)
         (result,) = poll_once(config, None)
         assert result.new == 0 and result.updated == 0, (name, result)
-        assert snapshot(out) == before, name
+        assert feeds_of(snapshot(out)) == feeds_of(before), name
         items_now = [
             line
             for line in dump_database(db).splitlines()
