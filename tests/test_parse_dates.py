@@ -256,9 +256,10 @@ def test_feedparsers_own_date_cases(text: str, expected: tuple[int, ...] | None)
 # ------------------------------------------------------------ end to end, through a poll
 
 
-def _rss(*dates: str) -> bytes:
+def _rss(site: str, *dates: str) -> bytes:
+    """Each source's own links: items of two sources with one link merge (issue 15)."""
     items = "".join(
-        f"<item><title>item {i}</title><link>http://example.org/{i}</link>"
+        f"<item><title>item {i}</title><link>http://example.org/{site}/{i}</link>"
         f"<pubDate>{date}</pubDate></item>"
         for i, date in enumerate(dates)
     )
@@ -274,10 +275,10 @@ def test_a_poll_reads_each_sources_dates_in_its_own_zone(
     """Java's ``Wed May 25 16:53:43 CST 2022`` from a Shanghai source is +08:00 in the Atom
     feed; the same text from a source in Chicago is US Central; an unknown name is one
     warning naming the source, and its date is read in the source's zone."""
-    loopback.add("/java.xml", _rss("Wed May 25 16:53:43 CST 2022"))
-    loopback.add("/chicago.xml", _rss("Wed May 25 16:53:43 CST 2022"))
+    loopback.add("/java.xml", _rss("java", "Wed May 25 16:53:43 CST 2022"))
+    loopback.add("/chicago.xml", _rss("chicago", "Wed May 25 16:53:43 CST 2022"))
     loopback.add(
-        "/odd.xml", _rss("Wed, 25 May 2022 16:53:43 XYZT", "Wed, 25 May 2022 17:53:43 XYZT")
+        "/odd.xml", _rss("odd", "Wed, 25 May 2022 16:53:43 XYZT", "Wed, 25 May 2022 17:53:43 XYZT")
     )
     config = tmp_path / "aggregator.toml"
     config.write_text(
