@@ -18,9 +18,10 @@ __all__ = ["notify", "start_daemon"]  # the daemon fixtures, used here too
 RSS = {"Content-Type": "application/rss+xml"}
 
 
-def rss(*titles: str) -> bytes:
+def rss(*titles: str, site: str = "a") -> bytes:
+    """``site``: each source's own links (items of two sources with one link merge)."""
     items = "".join(
-        f"<item><title>{t}</title><link>http://example.org/{i}</link><guid>g{i}-{t}</guid>"
+        f"<item><title>{t}</title><link>http://example.org/{site}/{i}</link><guid>g{i}-{t}</guid>"
         f"<pubDate>Wed, 25 May 2022 1{i}:00:00 +0800</pubDate>"
         f"<description>body of {t}</description></item>"
         for i, t in enumerate(titles)
@@ -86,7 +87,7 @@ def test_poll_drops_and_a_rule_change_is_reapplied_without_refetch(
     tmp_path: Path, loopback: LoopbackServer, db_url: str
 ) -> None:
     loopback.add("/a.xml", rss("【广告】Deal", "Chip news", "Plain"), headers=RSS)
-    loopback.add("/b.xml", rss("Other"), headers=RSS)
+    loopback.add("/b.xml", rss("Other", site="b"), headers=RSS)
     config = write_config(tmp_path, db_url, loopback.url, DROP_ADS)
 
     first = aggregator("poll", "-c", str(config))
@@ -128,7 +129,7 @@ def test_rules_test_reports_and_changes_nothing(
     tmp_path: Path, loopback: LoopbackServer, db_url: str
 ) -> None:
     loopback.add("/a.xml", rss("【广告】Deal", "Chip news", "Plain chip"), headers=RSS)
-    loopback.add("/b.xml", rss("Other chip"), headers=RSS)
+    loopback.add("/b.xml", rss("Other chip", site="b"), headers=RSS)
     config = write_config(tmp_path, db_url, loopback.url, "")
     assert aggregator("poll", "-c", str(config)).returncode == 0
     before = feed(tmp_path, "all")
@@ -175,7 +176,7 @@ def test_daemon_keeps_its_rules_on_a_bad_reload_and_reapplies_good_ones(
     tmp_path: Path, loopback: LoopbackServer, notify: NotifyListener, start_daemon: Any
 ) -> None:
     loopback.add("/a.xml", rss("spam 1", "ham 1"), headers=RSS)
-    loopback.add("/b.xml", rss("other"), headers=RSS)
+    loopback.add("/b.xml", rss("other", site="b"), headers=RSS)
     drop_spam = '\n[[rules]]\nmatch = "spam"\naction = "drop"\n'
     config = write_config(tmp_path, "sqlite:///db.sqlite", loopback.url, drop_spam, "1s")
     daemon = start_daemon(config)
