@@ -27,10 +27,12 @@ from tests.loopback import LoopbackServer
 ATOM = "{http://www.w3.org/2005/Atom}"
 
 
-def rss(*entries: tuple[str, str]) -> bytes:
-    """RSS 2.0 with one item per (title, pubDate)."""
+def rss(site: str, *entries: tuple[str, str]) -> bytes:
+    """RSS 2.0 with one item per (title, pubDate), linked under ``site`` (each source its
+    own links: items of two sources with one link merge)."""
     body = "".join(
-        f"<item><title>{title}</title><link>http://example.org/{i}</link><guid>g{i}</guid>"
+        f"<item><title>{title}</title><link>http://example.org/{site}/{i}</link>"
+        f"<guid>g{i}</guid>"
         f"<pubDate>{date}</pubDate><description>text of {title}</description></item>"
         for i, (title, date) in enumerate(entries)
     )
@@ -66,6 +68,7 @@ def write_config(tmp_path: Path, loopback: LoopbackServer, db_url: str) -> Path:
     year9999 = loopback.add(
         "/future.xml",
         rss(
+            "future",
             ("from the far future", "Fri, 31 Dec 9999 23:00:00 GMT"),
             ("an honest one", "Sun, 01 Mar 2026 06:00:00 GMT"),
         ),
@@ -73,6 +76,7 @@ def write_config(tmp_path: Path, loopback: LoopbackServer, db_url: str) -> Path:
     plain = loopback.add(
         "/plain.xml",
         rss(
+            "plain",
             ("plain news", "Sun, 01 Mar 2026 07:00:00 GMT"),
             ("from 1890", "Wed, 01 Jan 1890 00:00:00 GMT"),
         ),
