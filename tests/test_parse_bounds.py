@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import urlsplit
 
 import pytest
 
-from aggregator.model import ParsedItem
+from aggregator.model import Enclosure, ParsedItem
 from aggregator.parse.bounds import (
     EARLIEST,
     LATEST,
@@ -82,3 +84,53 @@ def test_bounded_item() -> None:
     assert got.published == LATEST
     fine = ParsedItem(guid="g", link="http://example.org/", title="t", infocode="NW1")
     assert bounded_item(fine) is fine
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "HTTP://Example.org/a",
+        "https://127.0.0.1:8000/a?b=1",
+        "http://h:65535/",
+        "http://h:65536/",
+        "http://h:0/",
+        "http://h:/",
+        "http://h:08000#x",
+        "http://user@h/",
+        "http://[::1]:80/",
+        "http://./",
+        "http://h?q",
+        "https://例子.测试/",
+        "http:/h/",
+        "httpx://h/",
+    ],
+)
+def test_well_formed_http_as_urlsplit_reads_it(url: str) -> None:
+    """The shortcut for plain hosts answers what urlsplit (hostname, port) answers."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port out of range
+        expected = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        expected = False
+    assert well_formed_http(url) is expected
+
+
+@pytest.mark.parametrize(
+    "name", [f.name for f in fields(ParsedItem) if "str" in str(f.type) and f.name != "enclosures"]
+)
+def test_bounded_item_cleans_every_text_field(name: str) -> None:
+    """Every string field loses its NUL (the fields are listed by hand for speed)."""
+    value = "http://example.org/a\x00b" if name in ("link", "detail_url") else "a\x00b\ud800"
+    got = getattr(bounded_item(ParsedItem(**{name: value})), name)
+    assert got in ("http://example.org/ab", "ab\ufffd")
+
+
+def test_bounded_item_cleans_enclosures() -> None:
+    item = ParsedItem(
+        title="t", enclosures=(Enclosure("http://e/a.mp3", "audio/\x00mpeg", 3), Enclosure("u"))
+    )
+    got = bounded_item(item)
+    assert got.enclosures == (Enclosure("http://e/a.mp3", "audio/mpeg", 3), Enclosure("u"))
+    assert got.enclosures[1] is item.enclosures[1]
+    assert bounded_item(got) is got
