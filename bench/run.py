@@ -42,7 +42,7 @@ REPO = BENCH.parent
 @dataclass
 class Setting:
     name: str
-    kind: str  #: "aggregator" or "newsboat"
+    kind: str  #: "aggregator", "newsboat" or "curl"
     threads: int
 
 
@@ -80,6 +80,7 @@ class Row:
     http: str
     ok: bool
     vs_newsboat: float | None = None  #: newsboat's best median wall / this one (>1: faster)
+    vs_curl: float | None = None  #: this median wall / curl's in the same state (the fetch floor)
     walls: list[float] = field(default_factory=list)
 
 
@@ -113,6 +114,13 @@ def prepare_state(
         cfg = state_dir / "aggregator.toml"
         genfeeds.write_aggregator_config(cfg, manifest, url, workers=setting.threads)
         return [*ARGS_AGG, "poll", "-c", str(cfg)]
+    if setting.kind == "curl":
+        (state_dir / "headers").mkdir()
+        groups = [
+            [f"url = {_q(u)}", f"dump-header = {_q(str(state_dir / 'headers' / f'{n}.txt'))}"]
+            for n, u in enumerate(feed_urls(manifest, url))
+        ]
+        return curl_cmd(state_dir / "cold.cfg", groups, setting.threads)
     urls = state_dir / "urls"
     genfeeds.write_newsboat_urls(urls, manifest, url)
     conf = state_dir / "config"
@@ -139,9 +147,47 @@ def prepare_state(
 ARGS_AGG: list[str] = []
 
 
+def feed_urls(manifest: genfeeds.Manifest, url: str) -> list[str]:
+    return [f"{url.rstrip('/')}/{spec.path}" for spec in manifest.specs]
+
+
+def _q(value: str) -> str:
+    """A curl config file string."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def curl_cmd(cfg: Path, groups: list[list[str]], connections: int) -> list[str]:
+    """One curl process fetching every URL of ``groups`` (one option list per URL),
+    ``connections`` transfers at a time over reused connections, bodies discarded."""
+    common = ['output = "/dev/null"', "silent", "show-error"]
+    cfg.write_text("next\n".join("\n".join([*g, *common]) + "\n" for g in groups))
+    return ["curl", "--parallel", "--parallel-max", str(connections), "-K", str(cfg)]
+
+
+def curl_conditional(
+    state_dir: Path, manifest: genfeeds.Manifest, url: str, threads: int
+) -> list[str]:
+    """curl's warm command: each URL with the ETag / Last-Modified its cold fetch got,
+    as If-None-Match / If-Modified-Since (what a conditional poller sends)."""
+    groups = []
+    for n, u in enumerate(feed_urls(manifest, url)):
+        head = (state_dir / "headers" / f"{n}.txt").read_text("latin-1")
+        pairs = [ln.split(":", 1) for ln in head.splitlines() if ":" in ln and ln[0] != " "]
+        fields = {k.strip().lower(): v.strip() for k, v in pairs}
+        group = [f"url = {_q(u)}"]
+        if "etag" in fields:
+            group.append(f"header = {_q('If-None-Match: ' + fields['etag'])}")
+        if "last-modified" in fields:
+            group.append(f"header = {_q('If-Modified-Since: ' + fields['last-modified'])}")
+        groups.append(group)
+    return curl_cmd(state_dir / "warm.cfg", groups, threads)
+
+
 def stored_items(setting: Setting, state_dir: Path, m: measure.Measured) -> tuple[int, str]:
     """Items the poller holds after the run (aggregator: merged items), and a status note."""
     note = ""
+    if setting.kind == "curl":
+        return 0, note
     if setting.kind == "aggregator":
         words = [ln.split()[1] for ln in m.stdout.splitlines() if len(ln.split()) > 1]
         note = " ".join(f"{k}={v}" for k, v in sorted(Counter(words).items()))
@@ -258,27 +304,29 @@ def summarize(
                     walls=[round(s.wall, 3) for s in group],
                 )
             )
+    kinds = {st.name: st.kind for st in settings}
     for state in ("cold", "warm"):
-        nb = [r.wall for r in rows if r.state == state and r.setting.startswith("newsboat")]
-        if nb:
-            best = min(nb)
-            for r in rows:
-                if r.state == state:
-                    r.vs_newsboat = best / r.wall if r.wall else None
+        nb = [r.wall for r in rows if r.state == state and kinds[r.setting] == "newsboat"]
+        floor = [r.wall for r in rows if r.state == state and kinds[r.setting] == "curl"]
+        for r in rows:
+            if r.state == state and kinds[r.setting] != "curl":
+                r.vs_newsboat = min(nb) / r.wall if nb and r.wall else None
+                r.vs_curl = r.wall / floor[0] if floor and floor[0] else None
     return rows
 
 
 def markdown(rows: list[Row], meta: dict[str, object]) -> str:
     head = (
         "| poller | state | wall s | CPU s | peak RSS MB | tree RSS MB | items/s | items held "
-        "| nginx statuses (per run) | vs newsboat best | all runs ok |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n"
+        "| nginx statuses (per run) | vs newsboat best | x curl | all runs ok |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|\n"
     )
     body = "".join(
         f"| {r.setting} | {r.state} | {r.wall:.2f} | {r.cpu:.2f} | {r.maxrss_mb:.0f} "
         f"| {r.tree_rss_mb:.0f} | {f'{r.items_per_s:,.0f}' if r.items_per_s else '-'} "
         f"| {r.stored:,} | {r.http} "
-        f"| {f'{r.vs_newsboat:.2f}x' if r.vs_newsboat else '-'} | {'yes' if r.ok else 'NO'} |\n"
+        f"| {f'{r.vs_newsboat:.2f}x' if r.vs_newsboat else '-'} "
+        f"| {f'{r.vs_curl:.1f}x' if r.vs_curl else '-'} | {'yes' if r.ok else 'NO'} |\n"
         for r in rows
     )
     m = meta
@@ -330,8 +378,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--only",
-        default="aggregator,newsboat-1,newsboat-8",
-        help="comma list of settings: aggregator, newsboat-1, newsboat-8 (newsboat-N for any N)",
+        default="aggregator,newsboat-1,newsboat-8,curl-16",
+        help="comma list of settings: aggregator, newsboat-N (reload-threads N), curl-N "
+        "(one curl, N parallel connections: the fetch floor)",
     )
     ap.add_argument("--workers", type=int, default=8, help="aggregator [limits] workers")
     ap.add_argument("--aggregator-cmd", help='default: "<this python> -m aggregator"')
@@ -347,8 +396,9 @@ def main() -> int:
         name = name.strip()
         if name == "aggregator":
             settings.append(Setting(name, "aggregator", args.workers))
-        elif name.startswith("newsboat-"):
-            settings.append(Setting(name, "newsboat", int(name.split("-", 1)[1])))
+        elif name.startswith(("newsboat-", "curl-")):
+            kind, threads = name.split("-", 1)
+            settings.append(Setting(name, kind, int(threads)))
         else:
             ap.error(f"unknown setting {name!r}")
 
@@ -382,6 +432,10 @@ def main() -> int:
                     samples.append(one(st, "cold", run, cmd, cold_dir, web, manifest, args.timeout))
                     if run == 1:
                         warm_cmd[st.name] = cmd
+                        if st.kind == "curl":
+                            warm_cmd[st.name] = curl_conditional(
+                                warm_dir, manifest, web.url, st.threads
+                            )
                         if st.kind == "newsboat":
                             prime(cmd, warm_dir, web, args.timeout)
                     else:
