@@ -46,9 +46,9 @@ def normalized_title(title: str | None) -> str | None:
     text = unicodedata.normalize("NFKC", title[:500]).casefold().strip()
     text = _PREFIX.sub("", text)
     stripped = _SUFFIX.sub("", text)
-    if len(_letters(stripped)) >= TITLE_MIN * 2:  # keep a title that is mostly its suffix
-        text = stripped
-    core = _letters(text)
+    core = _letters(stripped)
+    if len(core) < TITLE_MIN * 2 and stripped != text:  # keep a title that is mostly its suffix
+        core = _letters(text)
     return core if len(core) >= TITLE_MIN else None
 
 

@@ -148,3 +148,20 @@ def test_similar_texts_and_digests() -> None:
     assert similarity(shingles(story), shingles(copy)) >= 0.9
     assert similarity(shingles(story), shingles(other)) < 0.1
     assert similarity(shingles("short"), shingles("short")) == 0.0  # too little text
+
+
+def test_the_short_way_gives_the_long_ways_form() -> None:
+    """canonical_link folds common links without urllib; every form must be the long way's."""
+    from itertools import product
+
+    from aggregator.canonical import _canonical
+
+    schemes = ("http://", "HTTPS://", "Https://", "ftp://")
+    hosts = ("example.com", "www.example.com", "m.example.com", "m.me", "127.0.0.1", "EXAMPLE.com")
+    ports = ("", ":80", ":443", ":8080", ":0443", ":99999", ":")
+    paths = ("", "/", "/a/", "/a/b.html", "//x", "/a;b=c", "/~u", "/a:b@c", "/%7e", "/中", "/a b")
+    tails = ("", "#top", "#", "?", "?a=1", "#a?b", "?utm_source=x")
+    long_path = ("/" + "x" * 500,)
+    for parts in product(schemes, hosts, ports, paths + long_path, tails):
+        link = "".join(parts)
+        assert canonical_link(link) == _canonical(link, frozenset()), link

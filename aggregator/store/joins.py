@@ -13,7 +13,8 @@
 An item this source already carries is never joined (a source that reuses a URL
 for two posts keeps them apart), nor is one item joined twice by one batch. The
 joined item keeps its key, so its Atom id stays the one first written. Candidates
-come from the indexes on ``item_versions.canon`` and ``(title_norm, published)``.
+come from one query on the indexes on ``item_versions.canon`` and ``(title_norm,
+published)``, the titles bounded by the window; bodies are read only for those in it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import zip_longest
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -31,18 +33,21 @@ from aggregator.store.bulk import chunks
 from aggregator.store.schema import item_versions
 
 _v = item_versions.c
-_BY_CANON = select(_v.canon, _v.item_id, _v.source_id, _v.title_norm).where(
-    _v.canon.in_(bindparam("canons", expanding=True))
+_CANONS = _v.canon.in_(bindparam("canons", expanding=True))
+_COLUMNS = select(_v.canon, _v.title_norm, _v.item_id, _v.source_id, _v.key, _v.published)
+_BY_CANON = _COLUMNS.where(_CANONS)
+#: one indexed query for both kinds of candidate: same canonical link, or same normalized
+#: title published within the window of the batch's dates (no bodies: few are compared)
+_CANDIDATES = _COLUMNS.where(
+    _CANONS
+    | (
+        _v.title_norm.in_(bindparam("titles", expanding=True))
+        & _v.published.between(bindparam("lo"), bindparam("hi"))
+    )
 )
-_BY_TITLE = select(
-    _v.title_norm,
-    _v.item_id,
-    _v.source_id,
-    _v.published,
-    _v.content_raw,
-    _v.content_html,
-    _v.summary_html,
-).where(_v.title_norm.in_(bindparam("titles", expanding=True)))
+_BODY = select(_v.content_html, _v.summary_html).where(
+    _v.source_id == bindparam("source_id"), _v.key == bindparam("key")
+)
 _CARRIED = select(_v.item_id).where(
     _v.source_id == bindparam("source_id"), _v.item_id.in_(bindparam("ids", expanding=True))
 )
@@ -67,19 +72,19 @@ def joins(
         return {}
     by_canon: dict[str, set[int]] = defaultdict(set)
     titles_of: dict[int, set[str | None]] = defaultdict(set)
-    canons = sorted({i.canon for i in open_items if i.canon})
-    for part in chunks(canons):
-        for row in conn.execute(_BY_CANON, {"canons": part}):
-            if row.source_id != source_id:
-                by_canon[row.canon].add(row.item_id)
-                titles_of[row.item_id].add(row.title_norm)
     titled: dict[str, list[Any]] = defaultdict(list)
-    if rule is not None:
-        titles = sorted({i.title_norm for i in open_items if i.title_norm})
-        for part in chunks(titles):
-            for near in conn.execute(_BY_TITLE, {"titles": part}):
-                if near.source_id != source_id:
-                    titled[near.title_norm].append(near)
+    canons = sorted({i.canon for i in open_items if i.canon})
+    dated = [i for i in open_items if i.title_norm and i.published] if rule else []
+    titles = sorted({i.title_norm for i in dated if i.title_norm})
+    wanted_canons, wanted_titles = set(canons), set(titles)
+    for row in _candidates(conn, canons, titles, dated, rule):
+        if row.source_id == source_id:
+            continue
+        if row.canon in wanted_canons:
+            by_canon[row.canon].add(row.item_id)
+            titles_of[row.item_id].add(row.title_norm)
+        if row.title_norm in wanted_titles:
+            titled[row.title_norm].append(row)
     candidates = {i for ids in by_canon.values() for i in ids}
     candidates |= {near.item_id for rows in titled.values() for near in rows}
     carried = _carried(conn, source_id, sorted(candidates))
@@ -95,11 +100,30 @@ def joins(
             continue
         if rule is None or not item.title_norm:
             continue
-        best = _most_similar(item, titled.get(item.title_norm, []), rule, carried | taken)
+        best = _most_similar(conn, item, titled.get(item.title_norm, []), rule, carried | taken)
         if best is not None:
             found[item.key] = best
             taken.add(best.item_id)
     return found
+
+
+def _candidates(
+    conn: Connection,
+    canons: Sequence[str],
+    titles: Sequence[str],
+    dated: Sequence[Item],
+    rule: SimilarRule | None,
+) -> list[Any]:
+    """Other versions with one of ``canons``, or (``rule``) one of ``titles`` near in time."""
+    if not titles or rule is None:
+        return [row for part in chunks(canons) for row in conn.execute(_BY_CANON, {"canons": part})]
+    moments = [i.published for i in dated if i.published is not None]
+    bounds = {"lo": min(moments) - rule.window, "hi": max(moments) + rule.window}
+    rows: list[Any] = []
+    for canon_part, title_part in zip_longest(chunks(canons), chunks(titles), fillvalue=()):
+        params = {"canons": list(canon_part), "titles": list(title_part), **bounds}
+        rows.extend(conn.execute(_CANDIDATES, params))
+    return rows
 
 
 def _carried(conn: Connection, source_id: str, ids: Sequence[int]) -> set[int]:
@@ -110,7 +134,7 @@ def _carried(conn: Connection, source_id: str, ids: Sequence[int]) -> set[int]:
 
 
 def _most_similar(
-    item: Item, rows: list[Any], rule: SimilarRule, excluded: set[int]
+    conn: Connection, item: Item, rows: list[Any], rule: SimilarRule, excluded: set[int]
 ) -> Join | None:
     from aggregator.sanitize import text_of  # only [dedupe] similar pays for nh3
 
@@ -126,8 +150,8 @@ def _most_similar(
             continue
         if mine is None:
             mine = shingles(text_of(item.content_html or item.summary_html or ""))
-        body = row.content_html or row.summary_html
-        score = similarity(mine, shingles(text_of(body or "")))
+        body = conn.execute(_BODY, {"source_id": row.source_id, "key": row.key}).one()
+        score = similarity(mine, shingles(text_of(body.content_html or body.summary_html or "")))
         if score >= rule.threshold and (best is None or (score, -item_id) > (best[0], -best[1])):
             best = (score, item_id)
     if best is None:
