@@ -99,6 +99,54 @@ def test_dispatcher_skips_a_source_another_instance_holds(
         store.close()
 
 
+def test_one_tick_polls_more_due_sources_than_workers(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """Issue 19: a claim takes one source per free worker; the polls that finish claim
+    the rest, so the throughput is not ``workers`` sources per tick."""
+    urls = [loopback.add(f"/{n}.xml", rss(f"s{n}")) for n in range(6)]
+    config, store = setup(tmp_path, "".join(source(f"s{n}", u, "1h") for n, u in enumerate(urls)))
+    config = config.model_copy(update={"limits": config.limits.model_copy(update={"workers": 2})})
+    results: list[UpdateResult] = []
+    dispatcher = Dispatcher(
+        store, lambda: config, owner="t1", on_result=results.append, stopping=threading.Event()
+    )
+    try:
+        dispatcher.tick()  # one tick, no timer: the rest is claimed as polls finish
+        wait_until(lambda: len(results) == 6 and not dispatcher.busy(), 20, "6 polls")
+        assert sorted(r.source_id for r in results) == [f"s{n}" for n in range(6)]
+        assert all(len(loopback.requests_to(f"/{n}.xml")) == 1 for n in range(6))
+    finally:
+        dispatcher.stop(0.1, 5)
+        store.close()
+
+
+def test_a_due_source_is_claimed_wherever_it_is_in_a_long_list(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """Issue 19: the claim once named every source, the first 2,000 of them only; a
+    source after those was never polled."""
+    last = loopback.add("/last.xml", rss("last"))
+    many = "".join(source(f"s{n:04d}", f"http://127.0.0.1:9/{n}", "1h") for n in range(2500))
+    config, store = setup(tmp_path, many + source("z-last", last, "1h"))
+    with store.engine.begin() as conn:  # only the last one is due
+        conn.execute(
+            text("UPDATE sources SET next_due_at = :far WHERE id != 'z-last'"),
+            {"far": "2999-01-01 00:00:00.000000"},
+        )
+    results: list[UpdateResult] = []
+    dispatcher = Dispatcher(
+        store, lambda: config, owner="t1", on_result=results.append, stopping=threading.Event()
+    )
+    try:
+        dispatcher.tick()
+        wait_until(lambda: results and not dispatcher.busy(), 20, "the poll done")
+        assert [(r.source_id, r.status) for r in results] == [("z-last", PollStatus.OK)]
+    finally:
+        dispatcher.stop(0.1, 5)
+        store.close()
+
+
 # ---------------------------------------------------------------------- writer
 
 

@@ -214,6 +214,13 @@ def test_disabled_sources_are_never_due(store: Store) -> None:
     assert store.claim_due(T0, 10, "one", timedelta(minutes=1), ["a", "b"]) == []
 
 
+def test_sources_gone_from_the_config_are_never_due(store: Store) -> None:
+    setup(store, "a", "b")
+    store.sync_config([src("b")], CATEGORIES, T0)  # a is removed, still due
+    claimed = store.claim_due(T0, 10, "one", timedelta(minutes=1))  # no id list: all sources
+    assert [s.source_id for s in claimed] == ["b"]
+
+
 # items -------------------------------------------------------------------------
 
 

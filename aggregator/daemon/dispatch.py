@@ -3,6 +3,12 @@
 The schedule lives in the database (``next_due_at`` and a lease per source),
 so several instances can share one; this part only asks it, every tick, for
 what falls due, and hands each poll's result to ``on_result``.
+
+A claim takes at most as many sources as there are free workers (a lease is
+a promise to poll soon). When it filled them all, more may be due: each poll
+that finishes then claims again, so the polls per second are bounded by the
+workers' pace, not by ``workers`` per tick (issue 19: 10,000 sources at 15
+minutes are 11 a second, more than 8 workers a tick could ever start).
 """
 
 from __future__ import annotations
@@ -60,6 +66,9 @@ class Dispatcher:
         self._fetcher = Fetcher(limits)
         self._retired: list[Fetcher] = []  #: fetchers a reload replaced, maybe still in use
         self._renewed_at = time.monotonic()
+        self._claiming = threading.Lock()  #: one claim at a time: the tick's or a poll's
+        self._more_due = False  #: the last claim filled every free worker: more may be due
+        self._index: tuple[Config, dict[str, SourceConfig]] | None = None
         self.last_tick = time.monotonic()  #: when the last tick finished (the watchdog reads it)
 
     def busy(self) -> set[str]:
@@ -69,7 +78,12 @@ class Dispatcher:
 
     def tick(self) -> None:
         """Claim what is due and submit it; a failure is logged, the next tick tries again."""
-        if self._stopping.is_set():
+        self._claim()
+        self.last_tick = time.monotonic()
+
+    def _claim(self) -> None:
+        """Claim and submit, unless stopping or another claim runs now (it covers this one)."""
+        if self._stopping.is_set() or not self._claiming.acquire(blocking=False):
             return
         try:
             self._claim_and_submit()
@@ -77,7 +91,8 @@ class Dispatcher:
             log.error("database error in dispatcher: %s", exc)
         except Exception:
             log.exception("dispatcher tick failed")
-        self.last_tick = time.monotonic()
+        finally:
+            self._claiming.release()
 
     def use_limits(self, limits: Limits) -> None:
         """New limits (a reload): later polls use a new fetcher; running ones keep theirs."""
@@ -115,16 +130,17 @@ class Dispatcher:
 
     def _claim_and_submit(self) -> None:
         config = self._config()
-        busy = self.busy()
-        free = min(config.limits.workers, self.workers) - len(busy)
+        free = min(config.limits.workers, self.workers) - len(self.busy())
         if free <= 0:
+            self._more_due = True  # not asked: the next poll to finish asks
             return
-        ids = [s.id for s in config.sources if s.enabled and s.id not in busy]
-        if not ids:
-            return
+        # every enabled source the store has and the config names (sync_config marks the
+        # others removed); the ones polled now are leased to us, so they are not due
         claimed = self.store.claim_due(
-            utcnow(), free, self.owner, config.limits.lease, ids, ahead=CLAIM_AHEAD
+            utcnow(), free, self.owner, config.limits.lease, None, ahead=CLAIM_AHEAD
         )
+        self._more_due = len(claimed) >= free
+        sources = self._sources(config)
         with self._lock:
             ctx = UpdateContext(
                 config,
@@ -136,12 +152,18 @@ class Dispatcher:
                 rules=self._rules(),
             )
         for state in claimed:
-            source = config.source(state.source_id)
+            source = sources.get(state.source_id)
             if source is None or state.disabled_reason or self._stopping.is_set():
                 self._release(state)
                 continue
             with self._lock:
                 self._inflight[source.id] = self._pool.submit(self._poll_one, ctx, source, state)
+
+    def _sources(self, config: Config) -> dict[str, SourceConfig]:
+        """The config's sources by id, made again only when a reload swapped the config."""
+        if self._index is None or self._index[0] is not config:
+            self._index = (config, {s.id: s for s in config.sources if s.enabled})
+        return self._index[1]
 
     def _release(self, state: SourceState) -> None:
         """Give back a lease taken by mistake (the source went away, or we are stopping)."""
@@ -164,4 +186,6 @@ class Dispatcher:
         finally:
             with self._lock:
                 self._inflight.pop(source.id, None)
+        if self._more_due:
+            self._claim()  # this worker is free and more may be due: no wait for the tick
         return result

@@ -181,11 +181,15 @@ def claim_due(
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` keeps concurrent claimers off each
     other's rows. SQLite: the caller's ``BEGIN IMMEDIATE`` serializes claimers.
+    A source gone from the config (``removed``) is never due; ``source_ids`` narrows
+    the claim further (the daemon passes None: an id list of every source, each
+    second, cost more than the claim).
     """
     if limit <= 0 or (source_ids is not None and not source_ids):
         return []
     due = and_(
         sources.c.enabled.is_(True),
+        sources.c.removed.is_(False),
         sources.c.disabled_reason.is_(None),
         sources.c.next_due_at <= now + ahead,
         or_(sources.c.lease_owner.is_(None), sources.c.lease_expires_at <= now),
