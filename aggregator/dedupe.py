@@ -22,9 +22,16 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from aggregator.canonical import canonical_link, permalink
-from aggregator.config.schema import RESERVED_CATEGORY_IDS
 from aggregator.digest import fields_digest
-from aggregator.model import Category, CategoryNames, Item, ItemSource, ParsedFeed, ParsedItem
+from aggregator.model import (
+    RESERVED_CATEGORY_IDS,
+    Category,
+    CategoryNames,
+    Item,
+    ItemSource,
+    ParsedFeed,
+    ParsedItem,
+)
 from aggregator.parse.bounds import bounded_item, clean_text
 from aggregator.sanitize import clean_html, text_of
 from aggregator.similar import normalized_title

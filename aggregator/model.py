@@ -18,6 +18,8 @@ from typing import Protocol
 
 #: stem of the feed over every category (``all.atom``), beside one ``<category id>.atom`` each
 ALL_FEED = "all"
+#: file stems the outputs use beside the categories' (CONTRACT.md): no category may take one
+RESERVED_CATEGORY_IDS = frozenset({ALL_FEED, "index", "health", "status"})
 
 
 class ConfiguredSource(Protocol):
@@ -42,6 +44,22 @@ class ItemSource(Protocol):
     def categories(self) -> tuple[str, ...]: ...  #: declared category ids
     @property
     def category_from(self) -> str | None: ...  #: "author": also file under the publisher
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRef:
+    """An ``ItemSource`` as a plain record: what goes to a parse child with the dedupe call.
+    A config ``SourceConfig`` would make every child import pydantic and the config schema
+    to unpickle it (~0.15 s of CPU a child, issue 19)."""
+
+    id: str
+    priority: int
+    categories: tuple[str, ...]
+    category_from: str | None = None
+
+    @classmethod
+    def of(cls, source: ItemSource) -> SourceRef:
+        return cls(source.id, source.priority, tuple(source.categories), source.category_from)
 
 
 class PollStatus(StrEnum):

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from aggregator import metrics
 from aggregator.config import Config
-from aggregator.config.schema import RESERVED_CATEGORY_IDS
 from aggregator.errors import StoreError
-from aggregator.model import Category
+from aggregator.model import RESERVED_CATEGORY_IDS, Category
 from aggregator.statuspage import status_page
 from aggregator.store import Store
 from aggregator.write import (

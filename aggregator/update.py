@@ -42,6 +42,7 @@ from aggregator.model import (
     Item,
     NotModified,
     PollStatus,
+    SourceRef,
     SourceState,
     UpdateResult,
 )
@@ -194,6 +195,10 @@ def _parse_and_dedupe(
     cfg = ctx.config
     known = ctx.store.category_names() if source.category_from else None
     tracking = canonical.tracking(cfg.dedupe.tracking_params)
+    # runs where the parse runs (a child for large bodies): a plain record, not the config's
+    dedupe = partial(
+        dedupe_feed, SourceRef.of(source), known=known, key_id=key_id, tracking=tracking
+    )
     if source.type == "html":
         from aggregator.parse.htmlpage import parse_html_page_then
 
@@ -201,7 +206,7 @@ def _parse_and_dedupe(
         return parse_html_page_then(
             fetched,
             source.html,
-            partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
+            dedupe,
             tz=source_tz(cfg, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
@@ -211,14 +216,14 @@ def _parse_and_dedupe(
         return parse_json_api_then(
             fetched,
             source.json_,
-            partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
+            dedupe,
             tz=source_tz(ctx.config, source),
             max_items=cfg.limits.max_items_per_fetch,
             timeout=cfg.limits.parse_timeout.total_seconds(),
         )
     return parse_feed_then(
         fetched,
-        partial(dedupe_feed, source, known=known, key_id=key_id, tracking=tracking),
+        dedupe,
         tz=source_tz(ctx.config, source),
         infocode_pattern=source.infocode_pattern,
         max_items=cfg.limits.max_items_per_fetch,

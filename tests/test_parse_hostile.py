@@ -5,16 +5,21 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from aggregator.config import load_config
+from aggregator.dedupe import dedupe_feed
 from aggregator.errors import EmptyFeed, Unparseable
-from aggregator.model import Fetched, ParsedFeed
-from aggregator.parse import parse_feed
+from aggregator.model import Fetched, ParsedFeed, SourceRef
+from aggregator.parse import budget, parse_feed
 from aggregator.parse.budget import run_with_budget
-from aggregator.parse.feed import INLINE_MAX_BYTES, parse_document
+from aggregator.parse.feed import INLINE_MAX_BYTES, _parse_then, parse_document
 from aggregator.parse.xmlsafe import make_safe
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -261,3 +266,40 @@ def test_budget_reports_a_dead_child() -> None:
 def test_budget_caps_memory() -> None:
     with pytest.raises(Unparseable, match="memory limit"):
         run_with_budget(bytearray, 3 * 1024**3, timeout=20)
+
+
+@contextlib.contextmanager
+def fresh_pool() -> Iterator[budget._Pool]:
+    """A pool of its own: no child another test has used (and loaded modules into)."""
+    pool = budget._Pool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+def test_a_child_that_grew_is_replaced_and_one_that_did_not_is_kept() -> None:
+    with fresh_pool() as pool:
+        first = pool.run(os.getpid, (), 20)
+        assert pool.run(os.getpid, (), 20) == first  # warm: the same interpreter again
+        grow = f"len(b'x' * {budget.RETIRE_RSS + 32 * 1024**2})"  # touches every page
+        assert pool.run(eval, (grow,), 20) > budget.RETIRE_RSS
+        assert pool.run(os.getpid, (), 20) != first
+
+
+def test_a_child_parses_and_dedupes_without_the_config_schema(tmp_path: Path) -> None:
+    """What a parse child unpickles (the dedupe call, its source) needs no pydantic: each
+    child would import it (~0.15 s of CPU) only to rebuild a config object."""
+    path = tmp_path / "aggregator.toml"
+    path.write_text(
+        '[categories.news]\ntitle = "News"\n'
+        '[[sources]]\nid = "s"\nurl = "http://example.org/f"\ncategories = ["news"]\n'
+    )
+    config = load_config(path)
+    then = partial(dedupe_feed, SourceRef.of(config.sources[0]))
+    args = (big_feed(), None, "http://example.org/f", None, TZ, None, 1000)
+    with fresh_pool() as pool:
+        deduped = pool.run(_parse_then, (then, *args), 20)
+        assert len(deduped.items) == 300
+        assert deduped.items[0].key == "src:s:guid:g0"
+        assert pool.run(eval, ("'pydantic' in __import__('sys').modules",), 20) is False

@@ -28,7 +28,6 @@ from aggregator.config.messages import did_you_mean, error_message, key_path, mi
 from aggregator.config.schema import (
     DEFAULT_PATHS,
     ID_PATTERN,
-    RESERVED_CATEGORY_IDS,
     AggregatorSettings,
     CategoryConfig,
     Config,
@@ -40,6 +39,7 @@ from aggregator.config.schema import (
     SourceConfig,
 )
 from aggregator.errors import ConfigError, ConfigProblem
+from aggregator.model import RESERVED_CATEGORY_IDS
 
 #: the single tables of the main file, by name
 _SECTIONS: dict[str, type[BaseModel]] = {

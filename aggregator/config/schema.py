@@ -75,8 +75,6 @@ Interval = Annotated[
 ]
 SourceId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
 CategoryId = Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", min_length=1, max_length=100)]
-#: file stems the outputs use beside the categories' (CONTRACT.md): no category may take one
-RESERVED_CATEGORY_IDS = frozenset({"all", "index", "health", "status"})
 
 
 def _http_url(value: str) -> str:
