@@ -11,10 +11,11 @@ made; a stage that wants to change a record makes a new one
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from operator import attrgetter
+from typing import Any, Protocol
 
 #: stem of the feed over every category (``all.atom``), beside one ``<category id>.atom`` each
 ALL_FEED = "all"
@@ -253,6 +254,14 @@ class Item:
     #: canonical link (canonical.py) of its link or permalink guid: joins other sources' items
     canon: str | None = None
     title_norm: str | None = None  #: normalized title (similar.py): near-duplicate candidates
+
+    def __reduce__(self) -> tuple[type[Item], tuple[Any, ...]]:
+        """Pickled as its values, in field order (parse children send every Item back):
+        the dataclass's own state functions walk ``fields()`` for each one (issue 19)."""
+        return (Item, _item_values(self))
+
+
+_item_values = attrgetter(*(f.name for f in fields(Item)))
 
 
 @dataclass(frozen=True, slots=True)

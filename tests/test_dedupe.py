@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +16,7 @@ from aggregator.dedupe import (
     publisher_category,
     title_from_text,
 )
-from aggregator.model import ParsedFeed, ParsedItem
+from aggregator.model import Enclosure, Item, ParsedFeed, ParsedItem
 
 CST = timezone(timedelta(hours=8))
 WHEN = datetime(2022, 5, 25, 16, 53, 43, tzinfo=CST)
@@ -190,3 +192,26 @@ def test_long_keys_are_hashed_but_stable() -> None:
     assert len(key) < 100 and key.startswith("src:s1:link:sha1:")
     assert key == item_key("s1", ParsedItem(link=link))
     assert key != item_key("s1", ParsedItem(link=link + "b"))
+
+
+def test_an_item_survives_the_trip_from_a_parse_child() -> None:
+    """Items come back from a parse child pickled (``Item.__reduce__``): every field, in its
+    place, whatever its type."""
+    values: dict[str, object] = {}
+    for n, f in enumerate(fields(Item)):
+        kind = str(f.type)
+        if "datetime" in kind:
+            values[f.name] = datetime(2022, 5, n + 1, tzinfo=timezone(timedelta(hours=8)))
+        elif kind == "int":
+            values[f.name] = n
+        elif kind == "bool":
+            values[f.name] = True
+        elif "Enclosure" in kind:
+            values[f.name] = (Enclosure(f"http://e/{n}", "audio/mpeg", n),)
+        elif "tuple" in kind:
+            values[f.name] = (f"c{n}", f"d{n}")
+        else:
+            values[f.name] = f"{f.name} 值 {n}"
+    item = Item(**values)  # type: ignore[arg-type]
+    back = pickle.loads(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+    assert {f.name: getattr(back, f.name) for f in fields(Item)} == values
