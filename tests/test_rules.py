@@ -238,6 +238,15 @@ CASES: list[tuple[str, list[dict[str, Any]], dict[str, Any], tuple[bool, str, tu
         (False, "Bye world", ("news",)),
     ),
     (
+        "a retitle keeps what the other fields matched",
+        [
+            {"match": "Hello", "action": "retitle", "replace": "Bye"},
+            {"field": "any", "match": "more", "action": "file", "to": ["tech"]},
+        ],
+        {},
+        (False, "Bye world", ("news", "tech")),
+    ),
+    (
         "dropped stops",
         [
             {"match": "hello", "action": "drop"},

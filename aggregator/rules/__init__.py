@@ -10,7 +10,8 @@ disabled, with an error naming it, for the life of the RuleSet.
 
 Evaluating 100 rules one by one costs 100 steps per item; instead every RE2
 pattern of a field sits in one RE2 set, asked once per field, and only the
-rules that matched (and the keep rules, which act on a miss) are walked.
+rules that matched (and the keep rules, which act on a miss) are walked; an
+item none of them matches is not walked at all.
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ class ItemView:
     summary_html: str | None = None
     author: str | None = None
     link: str | None = None
+    #: the body's plain text (``body_text``), where the reader has it already; None: from
+    #: the body, when a rule reads it
+    text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +122,17 @@ class RuleSet:
         self._disabled: dict[int, str] = {}
         self._guard = threading.Lock()
         self._scope_cache: dict[tuple[str, ...], _Scope] = {}
-        #: "field:case" -> one RE2 set of that field's RE2 rules (and the ``any`` ones),
-        #: the rule number of each of its patterns, and the field
-        self._sets: dict[str, tuple[Any, tuple[int, ...], str]] = {}
-        if self.rules:
-            self._compile_sets()
+        #: one RE2 set per field and case of that field's RE2 rules (and the ``any`` ones)
+        self._sets: tuple[_Set, ...] = self._compile_sets() if self.rules else ()
+        #: the fields some rule reads (``any`` spelled out): what a reader of the store fetches
+        self.fields: frozenset[str] = frozenset(
+            n for r in self.rules for n in (ANY if r.field == "any" else (r.field,))
+        )
 
-    def _compile_sets(self) -> None:
+    def _compile_sets(self) -> tuple[_Set, ...]:
         import re2
 
+        sets = []
         for name in FIELDS:
             for sensitive in (False, True):
                 group = [
@@ -137,13 +143,14 @@ class RuleSet:
                     and r.matcher.case_sensitive == sensitive
                 ]
                 if group:
-                    s = re2.Set.SearchSet(re2_options(sensitive))
+                    s = re2.Set.SearchSet(re2_options(sensitive, set_of=len(group)))
                     for r in group:
                         s.Add(r.matcher.re2_pattern)
                     s.Compile()
                     numbers = tuple(r.number for r in group)
                     # the set's own wrapper only encodes: called per item and field, skip it
-                    self._sets[f"{name}:{int(sensitive)}"] = (s._set, numbers, name)
+                    sets.append(_Set(s._set.Match, numbers, name))
+        return tuple(sets)
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -176,12 +183,24 @@ class RuleSet:
 
 
 @dataclass(frozen=True, slots=True)
+class _Set:
+    """One RE2 set: its match function (bytes -> indexes of the patterns that match), the
+    rule number of each pattern, and the field it reads."""
+
+    match: Any
+    numbers: tuple[int, ...]
+    field: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Scope:
     """The rules whose ``sources`` globs take in a given set of sources."""
 
     rules: dict[int, Rule]  #: number -> rule, in order
+    numbers: frozenset[int]  #: the same numbers, as a set
     walked: frozenset[int]  #: walked on every item: keep rules and non-RE2 ones
-    sets: tuple[str, ...]  #: the RE2 sets to ask ("field:case")
+    title_sets: tuple[_Set, ...]  #: the RE2 sets to ask (those with a rule in scope) on titles
+    other_sets: tuple[_Set, ...]  #: and on the other fields (a retitle asks only the first)
 
     @classmethod
     def of(cls, ruleset: RuleSet, sources: tuple[str, ...]) -> _Scope:
@@ -193,12 +212,14 @@ class _Scope:
         walked = frozenset(
             n for n, r in rules.items() if r.action == "keep" or r.matcher.engine != "re2"
         )
-        sets = tuple(
-            key
-            for key, (_, numbers, _name) in ruleset._sets.items()
-            if any(n in rules for n in numbers)
+        sets = [s for s in ruleset._sets if any(n in rules for n in s.numbers)]
+        return cls(
+            rules,
+            frozenset(rules),
+            walked,
+            tuple(s for s in sets if s.field == "title"),
+            tuple(s for s in sets if s.field != "title"),
         )
-        return cls(rules, walked, sets)
 
 
 def rules_digest(configs: Sequence[RuleConfig]) -> str:
@@ -237,14 +258,14 @@ def config_rules(config: Config) -> RuleSet:
 
 
 class _Fields:
-    """An item's field values, each worked out on first use."""
+    """An item's field values, each worked out on first use (and its UTF-8 for RE2)."""
 
     __slots__ = ("view", "title", "_text")
 
     def __init__(self, view: ItemView) -> None:
         self.view = view
         self.title = view.title
-        self._text: str | None = None
+        self._text = view.text
 
     def value(self, name: str) -> str:
         v = self.view
@@ -252,9 +273,7 @@ class _Fields:
             return self.title
         if name == "text":
             if self._text is None:
-                from aggregator.sanitize import text_of_clean  # stored bodies are clean
-
-                self._text = text_of_clean(v.content_html or v.summary_html)
+                self._text = body_text(v.content_html or v.summary_html)
             return self._text
         if name == "content":
             return v.content_html or v.summary_html or ""
@@ -263,32 +282,53 @@ class _Fields:
         return v.link or ""
 
 
-_NONE: frozenset[int] = frozenset()
+def body_text(body_html: str | None) -> str:
+    """What ``field = "text"`` reads of a stored (clean) body."""
+    from aggregator.sanitize import text_of_clean
+
+    return text_of_clean(body_html)
 
 
-def _hits(rules: RuleSet, key: str, fields: _Fields) -> frozenset[int]:
-    """Rule numbers of the RE2 set ``key`` ("field:case") that match the item."""
-    raw, numbers, name = rules._sets[key]
-    found = raw.Match(fields.value(name).encode())
-    return frozenset([numbers[i] for i in found]) if found else _NONE
+def _asked(sets: tuple[_Set, ...], fields: _Fields, in_scope: frozenset[int]) -> set[int]:
+    """The numbers of the in-scope rules whose RE2 pattern matches its field."""
+    hit: set[int] = set()
+    for s in sets:
+        found = s.match(fields.value(s.field).encode())
+        if found:
+            numbers = s.numbers
+            hit.update([numbers[i] for i in found])
+    hit &= in_scope
+    return hit
 
 
 def apply_rules(rules: RuleSet, view: ItemView) -> RuleOutcome:
-    """Every rule in order on one item; a dropped item stops there."""
+    """Every rule in order on one item; a dropped item stops there.
+
+    The RE2 sets say which rules match; only those (and the keep rules, which act
+    on a miss, and the non-RE2 ones) are walked, in order. An item no rule in its
+    scope matches comes out as it went in, without a walk.
+    """
     if not rules.rules:
         return RuleOutcome(False, view.title, tuple(sorted(set(view.categories))))
     scope = rules.scope(view.sources)
     fields = _Fields(view)
-    by_set = {}
-    for key in scope.sets:  # _hits, inlined: the hot loop of a re-application
-        raw, numbers, name = rules._sets[key]
-        found = raw.Match(fields.value(name).encode())
-        by_set[key] = frozenset([numbers[i] for i in found]) if found else _NONE
-    hit = frozenset().union(*by_set.values())
+    other = _asked(scope.other_sets, fields, scope.numbers)
+    hit = _asked(scope.title_sets, fields, scope.numbers) | other
+    if not hit and not scope.walked:
+        return RuleOutcome(False, view.title, tuple(sorted(set(view.categories))))
+    return _walk(rules, scope, fields, hit, other)
+
+
+def _walk(
+    rules: RuleSet, scope: _Scope, fields: _Fields, hit: set[int], other: set[int]
+) -> RuleOutcome:
+    """The rules ``hit`` names and the walked ones, in order (``other``: the hits on
+    fields other than the title, which a retitle leaves as they are)."""
+    view = fields.view
     categories = set(view.categories)
     disabled = rules._disabled
     effects: list[tuple[int, Effect]] = []
-    walk = sorted((hit & scope.rules.keys()) | scope.walked)
+    walk = sorted(hit | scope.walked)
     i = 0
     while i < len(walk):
         number = walk[i]
@@ -335,11 +375,6 @@ def apply_rules(rules: RuleSet, view: ItemView) -> RuleOutcome:
                 fields.title = title
                 effects.append((number, "retitle"))
                 # the later rules see the new title: ask the title's sets again
-                for key in by_set:
-                    if key.startswith("title:"):
-                        by_set[key] = _hits(rules, key, fields)
-                hit = frozenset().union(*by_set.values())
-                walk = walk[:i] + sorted(
-                    n for n in (hit & scope.rules.keys()) | scope.walked if n > number
-                )
+                hit = _asked(scope.title_sets, fields, scope.numbers) | other
+                walk = walk[:i] + sorted(n for n in hit | scope.walked if n > number)
     return RuleOutcome(False, fields.title, tuple(sorted(categories)), tuple(effects))

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
 from aggregator.store import categories as cats
@@ -72,62 +72,64 @@ class Stored:
     post_category: str | None
 
 
+def body_column() -> Any:
+    """The stored body rules read (``text``, ``content``): the sanitized body, else the
+    summary; one column, so the body's raw copy is never read."""
+    return func.coalesce(func.nullif(_i.content_html, ""), _i.summary_html)
+
+
 def stored_items(
     conn: Connection, *, bodies: bool, source_id: str | None = None
 ) -> Iterator[Stored]:
     """Every stored item (of ``source_id``), ``BATCH`` at a time, in id order.
 
-    ``bodies``: read ``content_html`` and ``summary_html`` (rules on text or content).
+    ``bodies``: read the body (rules on text or content); the view's ``content_html``
+    holds it (the summary where there is no body).
     """
     columns = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author, _i.link]
     columns.append(_i.post_category)
     if bodies:
-        columns += [_i.content_html, _i.summary_html]
+        columns.append(body_column())
+    v, ic = item_versions.c, item_categories.c
     last = 0
     while True:
         query = select(*columns).where(_i.id > last).order_by(_i.id).limit(BATCH)
         if source_id is not None:
-            query = query.where(
-                _i.id.in_(
-                    select(item_versions.c.item_id).where(item_versions.c.source_id == source_id)
-                )
-            )
+            query = query.where(_i.id.in_(select(v.item_id).where(v.source_id == source_id)))
         rows = conn.execute(query).all()
         if not rows:
             return
-        lo, hi = rows[0].id, rows[-1].id
+        lo, hi = rows[0][0], rows[-1][0]
         last = hi
         sources: dict[int, list[str]] = defaultdict(list)
         base: dict[int, set[str]] = defaultdict(set)
-        v = item_versions.c
-        for version in conn.execute(
+        for item_id, source, categories in conn.execute(
             select(v.item_id, v.source_id, v.categories).where(v.item_id.between(lo, hi))
         ):
-            sources[version.item_id].append(version.source_id)
-            base[version.item_id].update(version.categories)
+            sources[item_id].append(source)
+            base[item_id].update(categories)
         filed: dict[int, set[str]] = defaultdict(set)
-        ic = item_categories.c
-        for link in conn.execute(
+        for item_id, category in conn.execute(
             select(ic.item_id, ic.category_id).where(ic.item_id.between(lo, hi))
         ):
-            filed[link.item_id].add(link.category_id)
+            filed[item_id].add(category)
         for r in rows:
+            item_id = r[0]
             yield Stored(
-                item_id=r.id,
+                item_id=item_id,
                 view=ItemView(
-                    key=r.key,
-                    title=r.base_title if r.base_title is not None else r.title,
-                    sources=tuple(sorted(sources[r.id])),
-                    categories=tuple(sorted(base[r.id])),
-                    content_html=r.content_html if bodies else None,
-                    summary_html=r.summary_html if bodies else None,
-                    author=r.author,
-                    link=r.link,
+                    key=r[1],
+                    title=r[3] if r[3] is not None else r[2],
+                    sources=tuple(sorted(sources[item_id])),
+                    categories=tuple(sorted(base[item_id])),
+                    content_html=r[8] if bodies else None,
+                    author=r[5],
+                    link=r[6],
                 ),
-                title=r.title,
-                dropped=bool(r.dropped),
-                filed=frozenset(filed[r.id]),
-                post_category=r.post_category,
+                title=r[2],
+                dropped=bool(r[4]),
+                filed=frozenset(filed[item_id]),
+                post_category=r[7],
             )
 
 
