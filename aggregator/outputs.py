@@ -5,7 +5,8 @@ did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
 when their bytes differ). A feed is read once and written in every format of
 ``[aggregator] formats`` plus its HTML page, all from that one read
 (write/snapshot.py). ``health.*`` when a source's condition changed (the
-reserved id ``health`` in ``changed``), ``status.html`` every time. Every
+reserved id ``health`` in ``changed``), ``status.html`` every time (a saved
+poll alone announces itself as ``status``: no feed is written for it). Every
 file is replaced atomically with a gzip twin for the HTTP server.
 Each file is rendered on its own: one that cannot be (an entry that breaks
 the renderer) is an error naming it, and every other file is still written;
@@ -32,6 +33,7 @@ from aggregator.errors import StoreError
 from aggregator.model import RESERVED_CATEGORY_IDS, Category
 from aggregator.statuspage import status_page
 from aggregator.store import Store
+from aggregator.store.health import STATUS
 from aggregator.write import (
     ALL_FEED,
     feed_meta,
@@ -108,7 +110,7 @@ class _Run:
         ids = set(self.categories) if changed is None else changed & set(self.categories)
         ids |= {cid for cid in self.categories if self.missing(cid)}
         feeds: list[Category | None] = [self.categories[cid] for cid in sorted(ids)]
-        if changed is None or changed - {HEALTH_FEED} or self.missing(ALL_FEED):
+        if changed is None or changed - {HEALTH_FEED, STATUS} or self.missing(ALL_FEED):
             feeds.append(None)
         return feeds
 
@@ -142,8 +144,8 @@ class _Run:
             self._put(f"{stem}.html", partial(render_page, snapshot, settings, settings.formats))
 
     def write_status_page(self) -> None:
-        """Every time: it shows each source's last poll and next one, which no counter
-        tracks."""
+        """Every time: any change (a saved poll is one) may show on it; rendered from the
+        store alone, so its bytes stay put while nothing changed."""
         with self.store.output_lock(STATUS_PAGE):
             self._put(STATUS_PAGE, partial(status_page, self.config, self.store))
 

@@ -9,7 +9,8 @@ leave them stale for good (the next poll may see only 304s): the store's
 change counter the files were last complete at is kept beside them, in
 ``output_dir/.written``, and the next poll also rewrites every category
 changed after it. A poll that changed nothing, with the files complete,
-writes nothing.
+writes nothing: its saved states alone (``status`` on the counter) wait for
+the next write to reach status.html.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
 from aggregator.rules import RuleSet, config_rules
 from aggregator.store import Store
+from aggregator.store.health import STATUS
 from aggregator.update import UpdateContext, update_source
 
 if TYPE_CHECKING:
@@ -314,4 +316,4 @@ def _unwritten(config: Config, store: Store) -> tuple[int, int | None, set[str] 
         return counter, None, None
     if seen > counter:
         return counter, None, None
-    return counter, seen, set(store.changed_since(seen).categories)
+    return counter, seen, set(store.changed_since(seen).categories) - {STATUS}

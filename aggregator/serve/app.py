@@ -1,7 +1,7 @@
 """The raw ASGI app: feeds and indexes from ``output_dir``, ``/healthz``, ``/metrics``.
 
 path ─┬─ /healthz ─▶ health.check_health (in a thread, with a deadline)
-      ├─ /status ─▶ statuspage.status_page, live from the store (same thread pool)
+      ├─ /status ─▶ statuspage.status_page, live from the store, as of now (same pool)
       ├─ /metrics ─▶ metrics.exposition (prometheus_client)
       ├─ file_name() ─▶ FileCache ─▶ 304 | 200 (gzip when accepted) | 404
       └─ anything else ─▶ 404;  a method other than GET/HEAD ─▶ 405
@@ -13,6 +13,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from aggregator import metrics
@@ -158,7 +159,8 @@ class FeedApp:
         await _respond(send, scope, status, b"application/json; charset=utf-8", body)
 
     async def _status(self, scope: Scope, send: Send) -> None:
-        """status.html rendered now from the store (the file is as of the last write)."""
+        """status.html rendered now from the store, as of now (the file is as of the
+        newest poll stored, and the same on every instance)."""
         loop = asyncio.get_running_loop()
         try:
             body = await asyncio.wait_for(
@@ -175,7 +177,7 @@ class FeedApp:
         store = self._store()
         if store is None:
             raise LookupError("the database is not open")
-        return status_page(self._config(), store)
+        return status_page(self._config(), store, datetime.now(UTC))
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         body, content_type = metrics.exposition()

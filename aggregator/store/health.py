@@ -2,9 +2,10 @@
 
 Runs in the transaction that saves the polls' states, so an event is written
 once, by the instance that polled (it holds the source's lease), and every
-instance then reads the same rows. A change bumps the change counter under
-the reserved category id ``health``, which makes every instance rewrite the
-health feeds and the status page.
+instance then reads the same rows. Every saved poll bumps the change counter
+under the reserved id ``status`` (the status page shows each source's last
+and next poll), and a change of condition under ``health`` too: every
+instance then rewrites the status page, and the health feeds when needed.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from aggregator.store.schema import item_categories, item_versions, items, sourc
 
 #: the change-counter id under which health changes are announced (a reserved category id)
 HEALTH = "health"
+#: the change-counter id under which every saved poll outcome is announced (status.html)
+STATUS = "status"
 
 
 def arrivals(conn: Connection, source_ids: Sequence[str]) -> dict[str, list[datetime]]:
@@ -51,7 +54,8 @@ def arrivals(conn: Connection, source_ids: Sequence[str]) -> dict[str, list[date
 
 
 def record_changes(conn: Connection, states: Sequence[SourceState]) -> list[HealthEvent]:
-    """Write an event for each source whose condition changed with ``states``; the events."""
+    """Write an event for each source whose condition changed with ``states``, and announce
+    the saved states (and the events, if any) on the change counter; the events."""
     ids = [s.source_id for s in states]
     previous: dict[str, str] = {}
     for part in chunks(ids):
@@ -86,7 +90,8 @@ def record_changes(conn: Connection, states: Sequence[SourceState]) -> list[Heal
                 for e in events
             ],
         )
-        cats.bump(conn, [HEALTH])
+    if states:  # one bump per transaction: both ids stamped with the same value
+        cats.bump(conn, [STATUS, HEALTH] if events else [STATUS])
     return events
 
 

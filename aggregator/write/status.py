@@ -78,9 +78,9 @@ def render_status(
     rows: Sequence[StatusRow],
     charts: Sequence[DailyCounts],
     settings: AggregatorSettings,
-    as_of: datetime,
+    as_of: datetime | None,
 ) -> bytes:
-    """The whole page; ``as_of`` is when the store was read (written on the page)."""
+    """The whole page; ``as_of``: the moment it shows the sources at (None: never polled)."""
     formats = settings.formats
     title = f"{e(settings.title)}: status"
     links = [
@@ -91,11 +91,12 @@ def render_status(
     health_feeds = " · ".join(f'<a href="health.{f}">{FORMAT_NAMES[f]}</a>' for f in formats)
     counts = {h: sum(1 for r in rows if r.health == h) for h in ("failing", "silent", "disabled")}
     summary = ", ".join(f"{n} {h}" for h, n in counts.items() if n) or "all well"
+    when = f"as of {_when(as_of, settings)}" if as_of is not None else "no poll yet"
     lines = head(title, settings, links)
     lines += [
         "<header>",
         f"<h1>{title}</h1>",
-        f'<p class="d">{len(rows)} sources: {e(summary)} · as of {_when(as_of, settings)}</p>',
+        f'<p class="d">{len(rows)} sources: {e(summary)} · {when}</p>',
         f'<nav><a href="./">{e(settings.title)}</a> · source health feed: {health_feeds}</nav>',
         "</header>",
         "<main>",
