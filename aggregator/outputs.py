@@ -164,11 +164,10 @@ class _Run:
         posts = self.config.posts
         assert posts is not None
         with self.store.output_lock("posts/"):
-            entries = (
-                self.store.entries(None, None)
-                if changed is None or since is None
-                else self.store.changed_entries(since)
-            )
+            if changed is None or since is None:
+                entries, gone = self.store.entries(None, None), self.store.merged_away(None)
+            else:
+                entries, gone = self.store.changed_entries(since), self.store.merged_away(since)
             result = write_posts(
                 posts.dir,
                 entries,
@@ -177,6 +176,7 @@ class _Run:
                 self.settings.tz,
                 posts.archive_after,
                 datetime.now(UTC),
+                gone=gone,
             )
         self.written += result.written
         self.unchanged += result.unchanged

@@ -63,11 +63,21 @@ def open_store(config: Config) -> Store:
 def reapply_rules(config: Config, store: Store, rules: RuleSet | None = None) -> RuleSet:
     """The config's rules, compiled and re-applied to the stored items if they changed.
 
+    Once after an upgrade, the stories stored twice are merged too (store/rejoin.py).
     The categories whose feeds change are stamped in the store (its change counter),
     so the write that follows picks them up like any poll's changes.
     """
     rules = rules or config_rules(config)
     done = store.reapply_rules(rules, utcnow())
+    merged = store.merge_duplicates(rules, utcnow())
+    if merged.merged:
+        log_fields(
+            log,
+            logging.INFO,
+            "stories stored twice merged",
+            items=merged.merged,
+            categories=len(merged.categories),
+        )
     if done.evaluated:
         log_fields(
             log,

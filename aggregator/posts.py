@@ -132,17 +132,17 @@ def render_category_page(category: Category) -> bytes:
     ).encode()
 
 
-def _post_stem(entry: Entry) -> str:
-    if entry.infocode and len(entry.infocode) <= _MAX_STEM and _SAFE_STEM.match(entry.infocode):
-        return entry.infocode
-    slug = _NOT_SLUG.sub("-", entry.key.lower()).strip("-")[:50].rstrip("-")
-    digest = hashlib.sha1(entry.key.encode("utf-8")).hexdigest()[:10]
+def _post_stem(key: str, infocode: str | None) -> str:
+    if infocode and len(infocode) <= _MAX_STEM and _SAFE_STEM.match(infocode):
+        return infocode
+    slug = _NOT_SLUG.sub("-", key.lower()).strip("-")[:50].rstrip("-")
+    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:10]
     return f"{slug}-{digest}" if slug else digest
 
 
 def post_filename(entry: Entry, tz: tzinfo | None) -> str:
     """``<YYYY-MM-DD>-<infoCode>.md``, or a safe slug of the key with a hash of it."""
-    return f"{_local(entry.published, tz):%Y-%m-%d}-{_post_stem(entry)}.md"
+    return f"{_local(entry.published, tz):%Y-%m-%d}-{_post_stem(entry.key, entry.infocode)}.md"
 
 
 def post_category(entry: Entry, categories: Mapping[str, Category]) -> Category | None:
@@ -160,7 +160,7 @@ class PostsResult:
     written: int = 0  #: posts created or rewritten (in _posts or old_post)
     unchanged: int = 0  #: posts already holding these bytes
     archived: int = 0  #: posts moved from _posts to old_post
-    removed: int = 0  #: stale copies of a post under another date, deleted
+    removed: int = 0  #: stale copies of a post under another date, or of a merged item, deleted
     skipped: int = 0  #: entries with no category to file them under
     pages_written: int = 0  #: category pages created or rewritten
     failed: tuple[tuple[str, str], ...] = ()  #: (file or entry key, why) not written
@@ -214,12 +214,16 @@ def write_posts(
     tz: tzinfo,
     archive_after: timedelta | None,
     now: datetime,
+    *,
+    gone: Iterable[str] = (),
 ) -> PostsResult:
     """Write ``_posts/<file>`` per entry and ``category/<id>.html`` per category, on change only.
 
     With ``archive_after``, a post whose day began ``archive_after`` ago or more
     lives in ``old_post/``: moved there from ``_posts``, and never written back.
     With "3d" that keeps today and the two days before, as the original did.
+    ``gone``: keys of items merged into another (store/rejoin.py): their posts are deleted,
+    the story's post is the one it was merged into.
     """
     posts_dir = Path(posts_dir)
     posts, archive = posts_dir / POSTS, posts_dir / ARCHIVE
@@ -231,6 +235,11 @@ def write_posts(
 
     written = unchanged = removed = skipped = 0
     failed: list[tuple[str, str]] = []
+    for key in gone:  # never infoCode items: an infoCode key is never merged away
+        for where in searched:
+            for stale in existing[where].pop(_post_stem(key, None), []):
+                stale.unlink(missing_ok=True)
+                removed += 1
     for entry in entries:
         category = post_category(entry, categories)
         if category is None:

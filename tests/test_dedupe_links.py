@@ -9,10 +9,10 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from aggregator.canonical import canonical_link
+from aggregator.entryid import atom_id
 from aggregator.model import Item
 from aggregator.similar import SimilarRule, normalized_title
 from aggregator.store import Store
-from aggregator.store.provenance import atom_id
 from tests.test_store import T0, drop_canonical_links, item, setup
 
 T1 = T0 + timedelta(hours=1)

@@ -86,7 +86,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0010"
+        assert head_revision() == "0011"
     finally:
         store.close()
 
@@ -607,8 +607,17 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         store.close()
 
 
+def drop_entry_ids(conn: Connection) -> None:
+    """A store before 0011: no stored uuids, no aliases, no merge asked for."""
+    conn.execute(text("DROP INDEX ix_items_uuid"))
+    conn.execute(text("ALTER TABLE items DROP COLUMN uuid"))
+    conn.execute(text("DROP TABLE item_aliases"))
+    conn.execute(text("DELETE FROM meta WHERE name = 'merge_duplicates'"))
+
+
 def drop_canonical_links(conn: Connection) -> None:
-    """The item_versions of a store before 0010 (canonical links)."""
+    """The item_versions of a store before 0010 (canonical links), and nothing after."""
+    drop_entry_ids(conn)
     for index in ("ix_item_versions_canon", "ix_item_versions_title_norm_published"):
         conn.execute(text(f"DROP INDEX {index}"))
     for column in ("canon", "title_norm", "merged_by"):

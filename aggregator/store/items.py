@@ -31,6 +31,7 @@ from typing import Any
 
 from sqlalchemy import BindParameter, Connection, bindparam, delete, select, update
 
+from aggregator.entryid import key_uuid
 from aggregator.model import Item
 from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.similar import SimilarRule
@@ -68,6 +69,7 @@ _CURRENT = (
 _OTHER_VERSIONS = select(item_versions).where(
     _v.item_id.in_(bindparam("ids", expanding=True)), _v.source_id != _SOURCE
 )
+_ALL_VERSIONS = select(item_versions).where(_v.item_id.in_(bindparam("ids", expanding=True)))
 _MERGED_COLUMNS = (
     "infocode",
     "title",
@@ -85,7 +87,7 @@ _MERGED_COLUMNS = (
     "enclosures",
 )
 #: a fresh merged item: the merged columns plus its key and first sighting
-_INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen"))
+_INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen", "uuid"))
 _UPDATE_ITEMS = (
     update(items)
     .where(items.c.id == bindparam("b_id"))
@@ -140,7 +142,7 @@ def apply_items(
 
     joined = joins(conn, source_id, [i for i in new if i.key not in item_ids], similar)
     item_ids.update((key, join.item_id) for key, join in joined.items())
-    merger = _Merger(conn, now, rules)
+    merger = Merger(conn, now, rules)
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
@@ -167,7 +169,7 @@ def apply_items(
     )
 
 
-class _Merger:
+class Merger:
     """Writes merged rows for one apply and remembers which keys and categories changed."""
 
     def __init__(self, conn: Connection, now: datetime, rules: RuleSet = NO_RULES) -> None:
@@ -239,6 +241,7 @@ class _Merger:
                 key=item.key,
                 updated=self._dated(item.key, item.updated or item.published, self.now),
                 first_seen=self.now,
+                uuid=key_uuid(item.key),
             )
             rows.append(row)
         _INSERT_ITEMS.execute(self.conn, rows)
@@ -265,19 +268,31 @@ class _Merger:
         """
         if not in_hand:
             return
-        item_ids = sorted(in_hand)
+        versions: dict[int, list[Item]] = {i: [in_hand[i]] for i in sorted(in_hand)}
+        for part in chunks(sorted(in_hand)):
+            for version in self.conn.execute(
+                _OTHER_VERSIONS, {"ids": part, "source_id": source_id}
+            ):
+                versions[version.item_id].append(to_item(version))
+        self._write_merged(versions)
+
+    def remerge_all(self, item_ids: Sequence[int]) -> None:
+        """Merge each item again from all its stored versions (store/rejoin.py)."""
+        versions: dict[int, list[Item]] = {i: [] for i in sorted(item_ids)}
+        for part in chunks(sorted(item_ids)):
+            for version in self.conn.execute(_ALL_VERSIONS, {"ids": part}):
+                versions[version.item_id].append(to_item(version))
+        self._write_merged(versions)
+
+    def _write_merged(self, versions: Mapping[int, list[Item]]) -> None:
+        item_ids = sorted(versions)
         current: dict[int, Any] = {}
         old_cats: dict[int, set[str]] = defaultdict(set)
-        versions: dict[int, list[Item]] = {i: [in_hand[i]] for i in item_ids}
         for part in chunks(item_ids):
             for row in self.conn.execute(_CURRENT, {"ids": part}):
                 current[row.id] = row
                 if row.category_id is not None:
                     old_cats[row.id].add(row.category_id)
-            for version in self.conn.execute(
-                _OTHER_VERSIONS, {"ids": part, "source_id": source_id}
-            ):
-                versions[version.item_id].append(to_item(version))
         updates: list[dict[str, Any]] = []
         placed: dict[int, tuple[str, datetime, tuple[str, ...]]] = {}
         for item_id in item_ids:

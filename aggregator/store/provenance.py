@@ -1,20 +1,21 @@
 """Where one entry came from: its versions, their sources, and the rule that joined each.
 
 Read by ``aggregator explain``. An entry is found by its Atom id
-(``urn:infocode:…`` or ``urn:uuid:…``), its key, or any link to it (a link is
-compared by its canonical form, so a copy with tracking parameters finds it).
+(``urn:infocode:…`` or ``urn:uuid:…``, by index), its key, or any link to it (a link is
+compared by its canonical form, so a copy with tracking parameters finds it). The ids
+of an item merged into another (item_aliases) find the one it was merged into.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, select
 
 from aggregator.canonical import canonical_link
-from aggregator.store.schema import item_versions, items
+from aggregator.entryid import atom_id
+from aggregator.store.schema import item_aliases, item_versions, items
 
 _v = item_versions.c
 
@@ -40,13 +41,6 @@ class Provenance:
     title: str
     link: str | None
     versions: tuple[Version, ...]
-
-
-def atom_id(key: str, infocode: str | None) -> str:
-    """The entry's Atom id, as write/atom.py makes it."""
-    if infocode:
-        return f"urn:infocode:{infocode}"
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
 
 
 def find(conn: Connection, query: str, tracking: frozenset[str] = frozenset()) -> Provenance | None:
@@ -95,11 +89,11 @@ def _item_id(conn: Connection, query: str, tracking: frozenset[str]) -> int | No
     if query.startswith("urn:infocode:"):
         return _one(conn, select(items.c.id).where(items.c.key == "ic:" + query[13:]))
     if query.startswith("urn:uuid:"):
-        # uuid5 is one-way: hash each key (an admin's command, not a reader's path)
-        for row in conn.execute(select(items.c.id, items.c.key)):
-            if atom_id(row.key, None) == query:
-                return int(row.id)
-        return None
+        uuid = query[9:].lower()
+        found = _one(conn, select(items.c.id).where(items.c.uuid == uuid))
+        if found is None:  # an item merged into another since (store/duplicates.py)
+            found = _one(conn, select(item_aliases.c.item_id).where(item_aliases.c.uuid == uuid))
+        return found
     found = _one(conn, select(items.c.id).where(items.c.key == query))
     if found is None:
         found = _one(conn, select(_v.item_id).where(_v.key == query).order_by(_v.item_id))

@@ -10,7 +10,13 @@ from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing
 from aggregator.store.items import lock_items
-from aggregator.store.schema import item_categories, item_versions, items, tombstones
+from aggregator.store.schema import (
+    item_aliases,
+    item_categories,
+    item_versions,
+    items,
+    tombstones,
+)
 from aggregator.store.sources import recount_items
 
 
@@ -71,6 +77,7 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
         # explicit deletes of the dependents: no reliance on ON DELETE CASCADE being enforced
         conn.execute(delete(item_categories).where(ic.item_id.in_(part)))
         conn.execute(delete(item_versions).where(item_versions.c.item_id.in_(part)))
+        conn.execute(delete(item_aliases).where(item_aliases.c.item_id.in_(part)))
         conn.execute(delete(items).where(items.c.id.in_(part)))
     tally.write(conn)
     recount_items(conn, sorted(carriers))

@@ -2,6 +2,7 @@
 
     sources ─┐                       categories ── category_changes
              └─< item_versions >── items ─< item_categories
+                                         └─< item_aliases (ids of items merged into it)
                                    tombstones        meta (change counter)
 
 ``items`` holds one merged row per key; ``item_versions`` says which sources
@@ -215,6 +216,25 @@ items = Table(
     # meta 'changes' of the transaction that last changed it (None: before 0007): the posts
     # to rewrite are exactly the items changed after the counter the files were written at
     Column("changed", BigInteger),
+    # the uuid of its Atom id (``urn:uuid:``, made from the key): uuid5 is one-way, so
+    # ``aggregator explain`` of an Atom id finds the item by this index
+    Column("uuid", String(36)),
+    Index(None, "changed"),
+    Index(None, "uuid"),
+)
+
+#: the keys (and Atom uuids) of items merged into another after they were written (the
+#: stories stored twice before 0010, store/duplicates.py): ``explain`` finds the survivor
+#: by them, the posts writer removes their posts; ``changed``: the meta 'changes' value
+item_aliases = Table(
+    "item_aliases",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), nullable=False),
+    Column("changed", BigInteger, nullable=False),
+    Index(None, "uuid"),
+    Index(None, "item_id"),
     Index(None, "changed"),
 )
 

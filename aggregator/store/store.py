@@ -41,6 +41,7 @@ from aggregator.store import (
     pages,
     provenance,
     prune,
+    rejoin,
     rulings,
     sources,
     versions,
@@ -250,6 +251,21 @@ class Store:
             return items.apply_items(
                 conn, source_id, batch, now, rules, force=force, similar=similar
             )
+
+    def merge_duplicates(self, rules: RuleSet, now: datetime) -> rejoin.Merged:
+        """Once after the upgrade: the stories stored twice before canonical links joined
+        them made one entry each, kept by the item readers saw first (store/rejoin.py)."""
+        with self._read("looking for stories stored twice") as conn:
+            if not rejoin.pending(conn):
+                return rejoin.Merged()
+        with self._write("merging stories stored twice") as conn:
+            return rejoin.merge_duplicates(conn, rules, now)
+
+    def merged_away(self, since: int | None) -> list[str]:
+        """Keys of the items merged into another after change counter ``since`` (None: every
+        one): their posts go."""
+        with self._read("reading merged items") as conn:
+            return rejoin.merged_away(conn, since)
 
     def provenance(
         self, query: str, tracking: frozenset[str] = frozenset()

@@ -11,7 +11,6 @@ order and with ``rel`` kept (golden files prove the bytes are the same).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -19,7 +18,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from aggregator import HOMEPAGE
+from aggregator import HOMEPAGE, entryid
 from aggregator.config import AggregatorSettings
 from aggregator.model import ALL_FEED, Category, Entry
 from aggregator.sanitize import strip_illegal_xml
@@ -70,10 +69,8 @@ def feed_meta(
 
 
 def entry_id(entry: Entry) -> str:
-    """Atom id, stable forever and independent of base_url (docs/design.md, Identity)."""
-    if entry.infocode:
-        return f"urn:infocode:{entry.infocode}"
-    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, entry.key)}"
+    """Atom id, stable forever and independent of base_url (entryid.py)."""
+    return entryid.atom_id(entry.key, entry.infocode)
 
 
 def in_zone(moment: datetime, tz: tzinfo) -> datetime:
