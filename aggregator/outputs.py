@@ -165,9 +165,13 @@ class _Run:
         assert posts is not None
         with self.store.output_lock("posts/"):
             if changed is None or since is None:
-                entries, gone = self.store.entries(None, None), self.store.merged_away(None)
+                entries, merged = self.store.entries(None, None), self.store.merged_away(None)
+                dropped = self.store.dropped_items(0)
             else:
-                entries, gone = self.store.changed_entries(since), self.store.merged_away(since)
+                entries, merged = self.store.changed_entries(since), self.store.merged_away(since)
+                dropped = self.store.dropped_items(since)
+            # an item merged away never had an infoCode (an infoCode key is never merged away)
+            gone = [(key, None) for key in merged] + dropped
             result = write_posts(
                 posts.dir,
                 entries,

@@ -215,15 +215,16 @@ def write_posts(
     archive_after: timedelta | None,
     now: datetime,
     *,
-    gone: Iterable[str] = (),
+    gone: Iterable[tuple[str, str | None]] = (),
 ) -> PostsResult:
     """Write ``_posts/<file>`` per entry and ``category/<id>.html`` per category, on change only.
 
     With ``archive_after``, a post whose day began ``archive_after`` ago or more
     lives in ``old_post/``: moved there from ``_posts``, and never written back.
     With "3d" that keeps today and the two days before, as the original did.
-    ``gone``: keys of items merged into another (store/rejoin.py): their posts are deleted,
-    the story's post is the one it was merged into.
+    ``gone``: (key, infoCode) of items whose posts are deleted: merged into another
+    (store/rejoin.py; the story's post is the one it was merged into), or dropped by
+    the rules (a dropped item is written nowhere).
     """
     posts_dir = Path(posts_dir)
     posts, archive = posts_dir / POSTS, posts_dir / ARCHIVE
@@ -235,9 +236,9 @@ def write_posts(
 
     written = unchanged = removed = skipped = 0
     failed: list[tuple[str, str]] = []
-    for key in gone:  # never infoCode items: an infoCode key is never merged away
+    for key, infocode in gone:
         for where in searched:
-            for stale in existing[where].pop(_post_stem(key, None), []):
+            for stale in existing[where].pop(_post_stem(key, infocode), []):
                 stale.unlink(missing_ok=True)
                 removed += 1
     for entry in entries:

@@ -32,13 +32,16 @@ def rss(*titles: str, site: str = "a") -> bytes:
     ).encode()
 
 
-def write_config(folder: Path, db_url: str, base: str, rules: str, interval: str = "1h") -> Path:
+def write_config(
+    folder: Path, db_url: str, base: str, rules: str, interval: str = "1h", posts: bool = False
+) -> Path:
     path = folder / "aggregator.toml"
+    site = '\n[posts]\ndir = "site"\nsite_url = "//site.example"\n' if posts else ""
     path.write_text(
         f"""[aggregator]
 database = "{db_url}"
 output_dir = "public"
-
+{site}
 [server]
 listen = "127.0.0.1:0"
 
@@ -123,6 +126,41 @@ def test_poll_drops_and_a_rule_change_is_reapplied_without_refetch(
     assert "<title>Deal</title>" in feed(tmp_path, "news")
     assert "<title>【广告】Deal</title>" not in feed(tmp_path, "all")
     assert misc.stat().st_mtime_ns == misc_written  # a feed whose entries stayed is not rewritten
+
+
+def posted(folder: Path) -> dict[str, str]:
+    """Title line of each Jekyll post -> its file name."""
+    found = {}
+    for post in (folder / "site" / "_posts").iterdir():
+        lines = post.read_text("utf-8").splitlines()
+        found[next(line for line in lines if line.startswith("title:"))] = post.name
+    return found
+
+
+def test_a_post_of_an_item_a_rule_change_drops_is_deleted(
+    tmp_path: Path, loopback: LoopbackServer, db_url: str
+) -> None:
+    """Written while no rule dropped it; the rules change, the item is dropped by
+    re-application and its post goes; the rule goes, the post comes back."""
+    loopback.add("/a.xml", rss("【广告】Deal", "Chip news"), headers=RSS)
+    loopback.add("/b.xml", rss("Other", site="b"), headers=RSS)
+    config = write_config(tmp_path, db_url, loopback.url, "", posts=True)
+    first = aggregator("poll", "-c", str(config))
+    assert first.returncode == 0, first.stderr
+    before = posted(tmp_path)
+    assert sorted(before) == ['title: "Chip news"', 'title: "Other"', 'title: "【广告】Deal"']
+
+    write_config(tmp_path, db_url, loopback.url, DROP_ADS, posts=True)
+    built = aggregator("build", "-c", str(config))
+    assert built.returncode == 0, built.stderr
+    assert "rules re-applied items=3 changed=1 dropped=1" in built.stderr
+    assert posted(tmp_path) == {t: n for t, n in before.items() if "Deal" not in t}
+
+    write_config(tmp_path, db_url, loopback.url, "", posts=True)
+    again = aggregator("build", "-c", str(config))
+    assert again.returncode == 0, again.stderr
+    assert "restored=1" in again.stderr
+    assert posted(tmp_path) == before
 
 
 def test_rules_test_reports_and_changes_nothing(

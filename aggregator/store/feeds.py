@@ -68,6 +68,15 @@ def changed_entries(conn: Connection, since: int) -> list[Entry]:
     return _entries(conn, stmt)
 
 
+def dropped_items(conn: Connection, since: int) -> list[tuple[str, str | None]]:
+    """(key, infoCode) of the items the rules drop that changed after counter ``since``:
+    the posts written of them before they were dropped are deleted (0: every one)."""
+    stmt = select(items.c.key, items.c.infocode).where(items.c.dropped.is_(True))
+    if since > 0:  # 0: also the items last changed before there was a counter (None)
+        stmt = stmt.where(items.c.changed > since)
+    return [(key, infocode) for key, infocode in conn.execute(stmt.order_by(items.c.key))]
+
+
 def _entries(conn: Connection, stmt: Select[Any]) -> list[Entry]:
     rows = conn.execute(stmt).all()
     filed: dict[int, list[str]] = defaultdict(list)

@@ -315,6 +315,11 @@ class Store:
         with self._read("reading changed entries") as conn:
             return feeds.changed_entries(conn, since)
 
+    def dropped_items(self, since: int) -> list[tuple[str, str | None]]:
+        """(key, infoCode) of the dropped items changed after ``since`` (0: every one)."""
+        with self._read("reading dropped items") as conn:
+            return feeds.dropped_items(conn, since)
+
     def change_counter(self) -> int:
         with self._read("reading the change counter") as conn:
             return cats.change_counter(conn)
