@@ -5,8 +5,9 @@ did; ``index.html`` and ``index.opml`` every time (cheap, and replaced only
 when their bytes differ). A feed is read once and written in every format of
 ``[aggregator] formats`` plus its HTML page, all from that one read
 (write/snapshot.py). ``health.*`` when a source's condition changed (the
-reserved id ``health`` in ``changed``), ``status.html`` every time (a saved
-poll alone announces itself as ``status``: no feed is written for it). Every
+reserved id ``health`` in ``changed``), ``status.html`` unless the caller
+spaces it out (``status=False``; a saved poll alone announces itself as
+``status``: no feed is written for it). Every
 file is replaced atomically with a gzip twin for the HTTP server.
 Each file is rendered on its own: one that cannot be (an entry that breaks
 the renderer) is an error naming it, and every other file is still written;
@@ -57,16 +58,23 @@ class WriteResult:
     unchanged: int = 0
     seconds: float = 0.0
     failed: tuple[str, ...] = ()  #: "<file>: <why>" of each file that could not be written
+    status_seconds: float | None = None  #: what status.html took (None: not written)
 
 
 def write_outputs(
-    config: Config, store: Store, changed: Iterable[str] | None, *, since: int | None = None
+    config: Config,
+    store: Store,
+    changed: Iterable[str] | None,
+    *,
+    since: int | None = None,
+    status: bool = True,
 ) -> WriteResult:
     """Rewrite the feeds of ``changed`` categories (None: every output).
 
     ``since``: the store's change counter the outputs were last complete at; the
     Jekyll posts of exactly the items changed after it are rewritten (None, or
-    ``changed`` None: every post).
+    ``changed`` None: every post). ``status``: False leaves status.html for a later
+    write (the daemon spaces it out: it reads every source's row).
     """
     run = _Run(config, store)
     changed = None if changed is None else set(changed)
@@ -74,7 +82,8 @@ def write_outputs(
         run.write_feed(category.id if category else ALL_FEED, run.category_feed(category))
     if changed is None or HEALTH_FEED in changed or run.missing(HEALTH_FEED):
         run.write_feed(HEALTH_FEED, run.health_feed)
-    run.write_status_page()
+    if status or run.missing_file(STATUS_PAGE):
+        run.write_status_page()
     run.write_indexes()
     run.removed = _remove_stale(run.out, set(run.categories))
     if config.posts is not None:  # every time: archiving is due even when nothing changed
@@ -97,11 +106,15 @@ class _Run:
         self.written = self.unchanged = self.removed = 0
         self.changed_feeds: list[str] = []  #: URLs of feeds whose bytes changed (WebSub)
         self.failed: list[str] = []
+        self.status_seconds: float | None = None
 
     def missing(self, stem: str) -> bool:
         """A file of this feed is not there (deleted, or a format added since)."""
         names = [*(f"{stem}.{f}" for f in self.settings.formats), f"{stem}.html"]
-        return not all((self.out / name).exists() for name in names)
+        return any(self.missing_file(name) for name in names)
+
+    def missing_file(self, name: str) -> bool:
+        return not (self.out / name).exists()
 
     def feeds_to_write(self, changed: set[str] | None) -> list[Category | None]:
         """The changed categories' feeds and any with a file missing; then ``all`` (None)
@@ -144,10 +157,12 @@ class _Run:
             self._put(f"{stem}.html", partial(render_page, snapshot, settings, settings.formats))
 
     def write_status_page(self) -> None:
-        """Every time: any change (a saved poll is one) may show on it; rendered from the
-        store alone, so its bytes stay put while nothing changed."""
+        """Any change (a saved poll is one) may show on it; rendered from the store alone,
+        so its bytes stay put while nothing changed. Timed: the daemon spaces it by it."""
+        started = time.monotonic()
         with self.store.output_lock(STATUS_PAGE):
             self._put(STATUS_PAGE, partial(status_page, self.config, self.store))
+        self.status_seconds = time.monotonic() - started
 
     def write_indexes(self) -> None:
         """Both indexes from one read of the counts (kept on the categories rows), the two
@@ -204,7 +219,9 @@ class _Run:
             from aggregator.websub import ping_hub
 
             ping_hub(self.settings.websub_hub, self.changed_feeds)
-        return WriteResult(self.written, self.unchanged, seconds, tuple(self.failed))
+        return WriteResult(
+            self.written, self.unchanged, seconds, tuple(self.failed), self.status_seconds
+        )
 
     def _put(self, name: str, render: Callable[[], bytes], *, feed: bool = True) -> None:
         """Render and replace one file; one that cannot be rendered is named, the rest go on.

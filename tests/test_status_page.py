@@ -11,6 +11,8 @@ Real SQLite file and real PostgreSQL.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -77,9 +79,9 @@ def page(config: Config) -> bytes:
 
 
 @pytest.fixture
-def stores(db_url: str) -> list[Store]:
+def stores(db_url: str) -> Iterator[list[Store]]:
     opened = [Store.open(db_url) for _ in range(2)]
-    yield opened  # type: ignore[misc]
+    yield opened
     for s in opened:
         s.close()
 
@@ -127,7 +129,11 @@ def test_a_poll_saved_by_one_instance_rewrites_every_instance_s_page(
     stores[0].sync_config(one.sources, [Category("news", "News")], T0)
     stores[0].apply_items("a", [item("src:a:0", "a")], T0)
     stores[0].save_state(polled("a", T0))
-    writers = [OutputWriter(stores[0], lambda: one), OutputWriter(stores[1], lambda: two)]
+    hours = itertools.count(0.0, 3600.0)  # the writers' clock: the page's spacing is over
+    writers = [
+        OutputWriter(stores[0], lambda: one, clock=lambda: next(hours)),
+        OutputWriter(stores[1], lambda: two, clock=lambda: next(hours)),
+    ]
     for writer in writers:
         writer.write_all()
     before = page(one)
@@ -144,3 +150,34 @@ def test_a_poll_saved_by_one_instance_rewrites_every_instance_s_page(
     assert doc.find(".//header/p/time").get("datetime") == later.astimezone(ZONE).isoformat()
     cells = doc.get_element_by_id("source-b").findall("td")
     assert cells[2].find("time").get("datetime") == later.astimezone(ZONE).isoformat()
+
+
+def test_the_daemon_spaces_status_html_out_but_never_leaves_it_behind(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """After a render of d seconds the next waits 20 d (it reads every source's row, and
+    every saved poll asks for it); what is owed is written once that has passed, even
+    with nothing new by then. The clock is the writer's own, moved by hand."""
+    config = instance(tmp_path, "one", sqlite_url)
+    store = Store.open(sqlite_url)
+    try:
+        store.sync_config(config.sources, [Category("news", "News")], T0)
+        store.save_state(polled("a", T0))
+        clock = [0.0]
+        writer = OutputWriter(store, lambda: config, clock=lambda: clock[0])
+        writer.write_all()
+        first = page(config)
+
+        later = T0 + timedelta(minutes=10)
+        store.apply_items("a", [item("src:a:1", "a")], later)
+        store.save_state(polled("b", later))
+        writer.flush()  # no time has passed since a render that took some: feeds only
+        assert b"src:a:1" in (config.aggregator.output_dir / "news.atom").read_bytes()
+        assert page(config) == first
+
+        clock[0] = 3600.0
+        writer.flush()  # nothing new, but the page is owed
+        doc = html.document_fromstring(page(config))
+        assert doc.find(".//header/p/time").get("datetime") == later.astimezone(ZONE).isoformat()
+    finally:
+        store.close()
