@@ -52,6 +52,11 @@ class ItemDecision:
     kept_raw: str | None = None  #: the stored body, kept while no new one comes
     kept_html: str | None = None
 
+    @property
+    def holds_body(self) -> bool:
+        """The store holds a body for it (the raw one only where a post uses it)."""
+        return bool(self.kept_raw or self.kept_html)
+
     def resolve(self, body: str | None) -> Item:
         """The version to store, given the body the detail request gave (None: none came)."""
         if self.detail is Detail.NONE:
@@ -59,7 +64,7 @@ class ItemDecision:
         from aggregator.dedupe import with_detail  # nh3: loaded only by a poll that stores
 
         item = with_detail(self.item, body)
-        if body is None and self.kept_raw:
+        if body is None and self.holds_body:
             item = replace(item, content_raw=self.kept_raw, content_html=self.kept_html)
         return item
 

@@ -78,7 +78,7 @@ def complete(
             out.append(decision.resolve(None))
             continue
         # validators only for a page whose article we hold: a 304 must leave a body in place
-        page = known.get(decision.item.key) if decision.kept_raw is not None else None
+        page = known.get(decision.item.key) if decision.holds_body else None
         body, read = _read(fetcher, source, rule, decision.item, page, warnings, timeout)
         if read is not None:
             seen.append(read)

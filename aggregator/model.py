@@ -240,7 +240,9 @@ class Item:
     link: str | None
     guid: str | None
     infocode: str | None
-    content_raw: str | None  #: HTML as given (Jekyll posts keep it byte for byte)
+    #: HTML as given (Jekyll posts keep it byte for byte); stored only where a post is
+    #: written from it (safe as it is: store/bodies.py), else None once stored
+    content_raw: str | None
     content_html: str | None  #: sanitized once (feeds)
     summary_html: str | None  #: sanitized
     author: str | None
@@ -284,7 +286,7 @@ class Entry:
     title: str
     link: str | None
     content_html: str | None
-    content_raw: str | None
+    content_raw: str | None  #: the raw body where the post is written from it, else None
     summary_html: str | None
     author: str | None
     published: datetime

@@ -17,7 +17,7 @@ from lxml import etree
 from sqlalchemy import create_engine, func, select
 
 from aggregator.store.engine import normalize_url
-from aggregator.store.schema import items
+from aggregator.store.schema import bodies
 from tests.loopback import LoopbackServer
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -88,7 +88,7 @@ def test_a_huge_entry_is_cut_in_feeds_and_kept_whole(
     assert titles(public / "all.atom") == {"big1", "big2"}
     engine = create_engine(normalize_url(db_url))
     with engine.connect() as conn:
-        assert conn.execute(select(func.min(func.length(items.c.content_html)))).scalar() >= len(
+        assert conn.execute(select(func.min(func.length(bodies.c.content_html)))).scalar() >= len(
             huge
         )
     engine.dispose()

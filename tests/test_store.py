@@ -20,7 +20,6 @@ from aggregator.model import Category, Item, ParsedItem, PollStatus
 from aggregator.store import Store
 from aggregator.store.engine import head_revision, normalize_url
 from aggregator.store.schema import item_versions
-from aggregator.store.schema import items as items_table
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -86,7 +85,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0011"
+        assert head_revision() == "0012"
     finally:
         store.close()
 
@@ -570,7 +569,8 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         # the database as the release before the one hash left it: old-scheme merged hashes
         old = _migration("0004_one_hash")
         with store.engine.begin() as conn:
-            rows = conn.execute(select(items_table)).all()
+            downgrade(conn, "0011")  # texts back in the rows (0012)
+            rows = conn.execute(select(old._ITEMS)).all()
             for row in rows:
                 cats = conn.execute(
                     text("SELECT category_id FROM item_categories WHERE item_id = :i"),
@@ -607,12 +607,38 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         store.close()
 
 
+def drop_bodies(conn: Connection) -> None:
+    """A store before 0012: the texts in the rows (0012's own downgrade), if not already."""
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("bodies"):
+        return
+    with Operations.context(MigrationContext.configure(conn)):
+        _migration("0012_bodies_once").downgrade()
+
+
 def drop_entry_ids(conn: Connection) -> None:
     """A store before 0011: no stored uuids, no aliases, no merge asked for."""
+    drop_bodies(conn)
     conn.execute(text("DROP INDEX ix_items_uuid"))
     conn.execute(text("ALTER TABLE items DROP COLUMN uuid"))
     conn.execute(text("DROP TABLE item_aliases"))
     conn.execute(text("DELETE FROM meta WHERE name = 'merge_duplicates'"))
+
+
+def downgrade(conn: Connection, revision: str) -> None:
+    """The schema as ``revision`` left it, by the migrations' own downgrades."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    from aggregator.store.engine import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    command.downgrade(cfg, revision)
 
 
 def drop_canonical_links(conn: Connection) -> None:

@@ -73,15 +73,32 @@ class Inserts:
     text). No RETURNING: the drivers' executemany has none.
     """
 
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+    def __init__(
+        self, table: Table, columns: Sequence[str], *, skip_existing: Sequence[str] = ()
+    ) -> None:
+        """``skip_existing``: ON CONFLICT (these columns) DO NOTHING."""
         self.table = table
         self.columns = tuple(columns)
+        self.skip_existing = tuple(skip_existing)
         self._plans: dict[str, tuple[str, Any]] = {}  #: dialect name -> (sql, row maker)
+
+    def _statement(self, dialect: Dialect) -> Any:
+        if not self.skip_existing:
+            return insert(self.table)
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(self.table).on_conflict_do_nothing(
+                index_elements=self.skip_existing
+            )
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(self.table).on_conflict_do_nothing(index_elements=self.skip_existing)
 
     def _plan(self, dialect: Dialect) -> tuple[str, Any]:
         plan = self._plans.get(dialect.name)
         if plan is None:
-            compiled = insert(self.table).compile(
+            compiled = self._statement(dialect).compile(
                 dialect=dialect, column_keys=self.columns, for_executemany=True
             )
             convert = {

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, exists, select
 
 from aggregator.model import Entry
+from aggregator.store import bodies
 from aggregator.store.bulk import chunks
 from aggregator.store.schema import item_categories, item_versions, items, sources
 
@@ -17,9 +18,7 @@ _COLUMNS = (
     items.c.infocode,
     items.c.title,
     items.c.link,
-    items.c.content_html,
-    items.c.content_raw,
-    items.c.summary_html,
+    *bodies.COLUMNS,
     items.c.author,
     items.c.published,
     items.c.updated,
@@ -44,6 +43,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         # a dropped item is filed nowhere; only all.atom has to leave it out by itself
         stmt = (
             select(*_COLUMNS)
+            .select_from(bodies.joined(items))
             .where(items.c.dropped.is_(False), _CARRIED)
             .order_by(items.c.published.desc(), items.c.key)
         )
@@ -51,7 +51,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         ic = item_categories.c
         stmt = (
             select(*_COLUMNS)
-            .select_from(item_categories.join(items, items.c.id == ic.item_id))
+            .select_from(item_categories.join(bodies.joined(items), items.c.id == ic.item_id))
             .where(ic.category_id == category, _CARRIED)
             .order_by(ic.published.desc(), ic.key)
         )
@@ -62,6 +62,7 @@ def changed_entries(conn: Connection, since: int) -> list[Entry]:
     """The entries whose items changed after change counter ``since`` (their posts follow)."""
     stmt = (
         select(*_COLUMNS)
+        .select_from(bodies.joined(items))
         .where(items.c.changed > since, items.c.dropped.is_(False))  # a dropped one gets none
         .order_by(items.c.key)
     )

@@ -35,8 +35,8 @@ from aggregator.entryid import key_uuid
 from aggregator.model import Item
 from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.similar import SimilarRule
+from aggregator.store import bodies, counts, versions
 from aggregator.store import categories as cats
-from aggregator.store import counts, versions
 from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.joins import joins
 from aggregator.store.merge import Merged, merge_versions, merged_hash
@@ -66,17 +66,15 @@ _CURRENT = (
     .where(items.c.id.in_(bindparam("ids", expanding=True)))
 )
 #: the versions other sources carry of the items being re-merged
-_OTHER_VERSIONS = select(item_versions).where(
+_OTHER_VERSIONS = versions.VERSIONS.where(
     _v.item_id.in_(bindparam("ids", expanding=True)), _v.source_id != _SOURCE
 )
-_ALL_VERSIONS = select(item_versions).where(_v.item_id.in_(bindparam("ids", expanding=True)))
+_ALL_VERSIONS = versions.VERSIONS.where(_v.item_id.in_(bindparam("ids", expanding=True)))
 _MERGED_COLUMNS = (
     "infocode",
     "title",
     "link",
-    "content_html",
-    "content_raw",
-    "summary_html",
+    "body",
     "author",
     "published",
     "content_hash",
@@ -126,7 +124,8 @@ def apply_items(
     for item in batch:
         if item.source_id != source_id:
             raise ValueError(f"item {item.key} is from {item.source_id}, not {source_id}")
-        by_key.setdefault(item.key, item)
+        if item.key not in by_key:
+            by_key[item.key] = bodies.kept(item)
     if not by_key:
         return ApplyResult()
     item_ids, stored = versions.stored_versions(conn, source_id, sorted(by_key))
@@ -142,18 +141,22 @@ def apply_items(
 
     joined = joins(conn, source_id, [i for i in new if i.key not in item_ids], similar)
     item_ids.update((key, join.item_id) for key, join in joined.items())
-    merger = Merger(conn, now, rules)
+    body_keys = bodies.write(conn, [*new, *changed])
+    merger = Merger(conn, now, rules, (source_id, body_keys))
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
         add_versions(conn, source_id, len(new))  # before the versions: they need its row
         item_ids.update(merger.insert_fresh([i for i in new if i.key not in item_ids]))
         rules_of = {key: join.rule for key, join in joined.items()}
-        versions.insert_versions(conn, source_id, new, item_ids, now, rules_of)
+        versions.insert_versions(conn, source_id, new, item_ids, body_keys, now, rules_of)
     if changed:
-        versions.update_versions(conn, source_id, changed, now)
+        versions.update_versions(conn, source_id, changed, body_keys, now)
 
     merger.remerge(source_id, remerge)
+    bodies.collect(  # the bodies changed versions no longer name, once no item does either
+        conn, [stored[i.key].body for i in changed if stored[i.key].body != body_keys[i.key]]
+    )
     merger.write_counts()
     cats.bump(conn, merger.changed_categories, merger.changed_keys)
     dropped = merger.dropped_keys
@@ -172,10 +175,18 @@ def apply_items(
 class Merger:
     """Writes merged rows for one apply and remembers which keys and categories changed."""
 
-    def __init__(self, conn: Connection, now: datetime, rules: RuleSet = NO_RULES) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        now: datetime,
+        rules: RuleSet = NO_RULES,
+        in_hand: tuple[str, Mapping[str, bytes | None]] = ("", {}),
+    ) -> None:
         self.conn = conn
         self.now = now
         self.rules = rules
+        #: the source being applied, and its versions' body keys by item key (bodies.write)
+        self.in_hand = in_hand
         self.dropped_keys: set[str] = set()  #: merged items the rules drop
         self.changed_categories: set[str] = set()
         self.changed_keys: set[str] = set()
@@ -199,13 +210,13 @@ class Merger:
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
         shown = replaced(merged, title=outcome.title, categories=filed)
+        source_id, keys = self.in_hand
+        in_hand = winner.source_id == source_id and winner.key in keys
         return {
             "infocode": merged.infocode,
             "title": outcome.title,
             "link": merged.link,
-            "content_html": merged.content_html,
-            "content_raw": merged.content_raw,
-            "summary_html": merged.summary_html,
+            "body": keys[winner.key] if in_hand else bodies.key_of(winner),
             "author": merged.author,
             "enclosures": merged.enclosures,
             "published": published,

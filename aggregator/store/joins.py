@@ -29,6 +29,7 @@ from sqlalchemy import Connection, bindparam, select
 
 from aggregator.model import Item
 from aggregator.similar import SimilarRule, shingles, similarity
+from aggregator.store import bodies
 from aggregator.store.bulk import chunks
 from aggregator.store.schema import item_versions
 
@@ -45,8 +46,10 @@ _CANDIDATES = _COLUMNS.where(
         & _v.published.between(bindparam("lo"), bindparam("hi"))
     )
 )
-_BODY = select(_v.content_html, _v.summary_html).where(
-    _v.source_id == bindparam("source_id"), _v.key == bindparam("key")
+_BODY = (
+    select(bodies.CONTENT_HTML, bodies.SUMMARY_HTML)
+    .select_from(bodies.joined(item_versions))
+    .where(_v.source_id == bindparam("source_id"), _v.key == bindparam("key"))
 )
 _CARRIED = select(_v.item_id).where(
     _v.source_id == bindparam("source_id"), _v.item_id.in_(bindparam("ids", expanding=True))

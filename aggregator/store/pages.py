@@ -11,7 +11,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select
 from aggregator.model import DetailPage, Item
 from aggregator.store.bulk import chunks
 from aggregator.store.schema import detail_pages, item_versions
-from aggregator.store.versions import to_item
+from aggregator.store.versions import VERSIONS, to_item
 
 _p = detail_pages.c
 
@@ -53,9 +53,9 @@ def save_pages(conn: Connection, source_id: str, seen: Sequence[DetailPage], now
 def versions(conn: Connection, source_id: str) -> list[Item]:
     """Every stored version of one source, oldest first (``aggregator refetch``)."""
     rows = conn.execute(
-        select(item_versions)
-        .where(item_versions.c.source_id == bindparam("s"))
-        .order_by(item_versions.c.first_seen, item_versions.c.key),
+        VERSIONS.where(item_versions.c.source_id == bindparam("s")).order_by(
+            item_versions.c.first_seen, item_versions.c.key
+        ),
         {"s": source_id},
     )
     return [to_item(row) for row in rows]

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, func, select
 
+from aggregator.store import bodies, counts
 from aggregator.store import categories as cats
-from aggregator.store import counts
 from aggregator.store.bulk import chunks, insert_missing
 from aggregator.store.items import lock_items
 from aggregator.store.schema import (
@@ -53,6 +53,7 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
     ids = sorted(row.id for row in victims)
     changed: set[str] = set()
     carriers: set[str] = set()
+    texts: set[bytes] = set()  # the victims' bodies: deleted unless another version names one
     gone = {row.key for row in victims}
     tally = counts.Tally()
     for part in chunks(ids):
@@ -64,11 +65,13 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
             changed.add(row.category_id)
             tally.remove([row.category_id], row.updated)
         for version in conn.execute(
-            select(item_versions.c.source_id, item_versions.c.key).where(
+            select(item_versions.c.source_id, item_versions.c.key, item_versions.c.body).where(
                 item_versions.c.item_id.in_(part)
             )
         ):
             carriers.add(version.source_id)
+            if version.body is not None:
+                texts.add(version.body)
             gone.add(version.key)  # a version that joined by link: its own key stays gone too
     insert_missing(
         conn, tombstones, [{"key": key, "pruned_at": now} for key in sorted(gone)], ["key"]
@@ -79,6 +82,7 @@ def prune(conn: Connection, older_than: datetime, keep_per_category: int, now: d
         conn.execute(delete(item_versions).where(item_versions.c.item_id.in_(part)))
         conn.execute(delete(item_aliases).where(item_aliases.c.item_id.in_(part)))
         conn.execute(delete(items).where(items.c.id.in_(part)))
+    bodies.collect(conn, texts)
     tally.write(conn)
     recount_items(conn, sorted(carriers))
     cats.bump(conn, changed)

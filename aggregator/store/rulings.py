@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
+from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import Inserts, chunks, upsert
@@ -75,7 +76,7 @@ class Stored:
 def body_column() -> Any:
     """The stored body rules read (``text``, ``content``): the sanitized body, else the
     summary; one column, so the body's raw copy is never read."""
-    return func.coalesce(func.nullif(_i.content_html, ""), _i.summary_html)
+    return func.coalesce(func.nullif(texts.CONTENT_HTML, ""), texts.SUMMARY_HTML)
 
 
 def stored_items(
@@ -94,6 +95,8 @@ def stored_items(
     last = 0
     while True:
         query = select(*columns).where(_i.id > last).order_by(_i.id).limit(BATCH)
+        if bodies:
+            query = query.select_from(texts.joined(items))
         if source_id is not None:
             query = query.where(_i.id.in_(select(v.item_id).where(v.source_id == source_id)))
         rows = conn.execute(query).all()
@@ -192,7 +195,9 @@ def _write(conn: Connection, moved: list[tuple[Stored, RuleOutcome]], now: datet
     ids = [s.item_id for s, _ in moved]
     full: dict[int, Any] = {}
     for part in chunks(ids):
-        for r in conn.execute(select(items).where(_i.id.in_(part))):
+        for r in conn.execute(
+            select(items, *texts.COLUMNS).select_from(texts.joined(items)).where(_i.id.in_(part))
+        ):
             full[r.id] = r
     updates: list[dict[str, Any]] = []
     filings: list[dict[str, Any]] = []

@@ -3,11 +3,12 @@
     sources ─┐                       categories ── category_changes
              └─< item_versions >── items ─< item_categories
                                          └─< item_aliases (ids of items merged into it)
-                                   tombstones        meta (change counter)
+                        └──── bodies ────┘   tombstones        meta (change counter)
 
 ``items`` holds one merged row per key; ``item_versions`` says which sources
-carried it and what each said (the merge reads only these). Every timestamp
-is stored as UTC and read back aware.
+carried it and what each said (the merge reads only these). Bodies live in
+``bodies``, each once (bodies.py): a version and its merged item name theirs
+by hash. Every timestamp is stored as UTC and read back aware.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -134,6 +136,8 @@ class Enclosures(TypeDecorator[tuple[Enclosure, ...]]):
 
 #: integer primary key: a rowid alias on SQLite, 64-bit elsewhere
 Id = BigInteger().with_variant(Integer(), "sqlite")
+#: a body's key: 16 bytes of BLAKE2b over its texts (bodies.py)
+Body = LargeBinary(16)
 
 metadata = MetaData(
     naming_convention={
@@ -199,9 +203,7 @@ items = Table(
     Column("infocode", String(64)),
     Column("title", Text, nullable=False),
     Column("link", Text),
-    Column("content_html", Text),
-    Column("content_raw", Text),
-    Column("summary_html", Text),
+    Column("body", Body),  # the winning version's (bodies.hash); None: it has none
     Column("author", Text),
     Column("published", UTCDateTime, nullable=False),
     Column("updated", UTCDateTime, nullable=False),
@@ -248,9 +250,7 @@ item_versions = Table(
     Column("link", Text),
     Column("infocode", String(64)),
     Column("title", Text, nullable=False),
-    Column("content_raw", Text),
-    Column("content_html", Text),
-    Column("summary_html", Text),
+    Column("body", Body),  # bodies.hash; None: it has none
     Column("author", Text),
     Column("published", UTCDateTime),
     Column("updated", UTCDateTime),
@@ -272,6 +272,19 @@ item_versions = Table(
     Index(None, "item_id"),
     Index(None, "canon"),
     Index(None, "title_norm", "published"),
+    Index(None, "body"),  # is a body still named? (bodies.collect)
+)
+
+#: each distinct body once: sanitized body, summary, and the raw body only where a Jekyll
+#: post is written from it (bodies.py); ``raw_is_html``: the raw body is ``content_html``
+bodies = Table(
+    "bodies",
+    metadata,
+    Column("hash", Body, primary_key=True),
+    Column("content_html", Text),
+    Column("summary_html", Text),
+    Column("content_raw", Text),
+    Column("raw_is_html", Boolean, nullable=False, server_default=false()),
 )
 
 #: the article page behind one source's item (``fulltext`` sources): its validators

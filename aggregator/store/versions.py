@@ -15,18 +15,19 @@ from typing import Any
 from sqlalchemy import BindParameter, Connection, Row, bindparam, select, update
 
 from aggregator.model import Item, KnownVersion
+from aggregator.store import bodies
 from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.schema import item_versions, items, tombstones
 
-#: the Item fields a version row keeps, under the same names
+#: what the Item has besides the row's columns: its body's texts
+BODY_FIELDS = ("content_html", "summary_html", "content_raw")
+
+#: the Item fields a version row keeps, under the same names (its texts: in ``bodies``)
 VERSION_FIELDS = (
     "guid",
     "link",
     "infocode",
     "title",
-    "content_raw",
-    "content_html",
-    "summary_html",
     "author",
     "published",
     "updated",
@@ -44,13 +45,17 @@ _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SOURCE: BindParameter[Any] = bindparam("source_id")
 
 _TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
-_KNOWN = select(_v.key, _v.content_hash, _v.detail_pending, _v.content_raw, _v.content_html).where(
-    _v.source_id == _SOURCE, _v.key.in_(_KEYS)
+_KNOWN = (
+    select(_v.key, _v.content_hash, _v.detail_pending, bodies.CONTENT_RAW, bodies.CONTENT_HTML)
+    .select_from(bodies.joined(item_versions))
+    .where(_v.source_id == _SOURCE, _v.key.in_(_KEYS))
 )
 #: this source's stored versions, with the items they belong to
 _STORED = select(
-    _v.key, _v.item_id, _v.content_hash, _v.priority, _v.categories, _v.detail_pending
+    _v.key, _v.item_id, _v.content_hash, _v.priority, _v.categories, _v.detail_pending, _v.body
 ).where(_v.source_id == _SOURCE, _v.key.in_(_KEYS))
+#: whole versions, with their bodies' texts: what ``to_item`` reads
+VERSIONS = select(item_versions, *bodies.COLUMNS).select_from(bodies.joined(item_versions))
 _ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 _SEEN_AGAIN = (
     update(item_versions)
@@ -64,6 +69,7 @@ _INSERT_VERSIONS = Inserts(
         "key",
         "item_id",
         *VERSION_FIELDS,
+        "body",
         "categories",
         "first_seen",
         "last_seen",
@@ -73,7 +79,9 @@ _INSERT_VERSIONS = Inserts(
 _UPDATE_VERSIONS = (
     update(item_versions)
     .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
-    .values({name: bindparam(name) for name in (*VERSION_FIELDS, "categories", "last_seen")})
+    .values(
+        {name: bindparam(name) for name in (*VERSION_FIELDS, "body", "categories", "last_seen")}
+    )
 )
 
 
@@ -109,6 +117,7 @@ class Stored:
     priority: int
     categories: tuple[str, ...]
     detail_pending: bool
+    body: bytes | None  #: its body's key
 
 
 def stored_versions(
@@ -130,6 +139,7 @@ def stored_versions(
                 r.priority,
                 tuple(r.categories),
                 bool(r.detail_pending),
+                r.body,
             )
     for part in chunks([k for k in keys if k not in versions]):
         item_ids.update((r.key, r.id) for r in conn.execute(_ITEM_IDS, {"keys": part}))
@@ -149,9 +159,9 @@ def _category_ids(item: Item) -> tuple[str, ...]:
     return tuple(sorted(set(item.categories)))
 
 
-def _version_row(item: Item, now: datetime) -> dict[str, Any]:
+def _version_row(item: Item, body: bytes | None, now: datetime) -> dict[str, Any]:
     row = {name: getattr(item, name) for name in VERSION_FIELDS}
-    row.update(categories=_category_ids(item), last_seen=now)
+    row.update(body=body, categories=_category_ids(item), last_seen=now)
     return row
 
 
@@ -166,15 +176,17 @@ def insert_versions(
     source_id: str,
     fresh: Sequence[Item],
     item_ids: Mapping[str, int],
+    body_keys: Mapping[str, bytes | None],
     now: datetime,
     merged_by: Mapping[str, str] | None = None,
 ) -> None:
-    """Versions this source never carried, each under its merged item's id;
-    ``merged_by``: key -> the rule that joined the version to another source's item."""
+    """Versions this source never carried, each under its merged item's id, naming the
+    bodies ``body_keys`` gives (bodies.write); ``merged_by``: key -> the rule that joined
+    the version to another source's item."""
     rows = []
     merged_by = merged_by or {}
     for item in fresh:
-        row = _version_row(item, now)
+        row = _version_row(item, body_keys[item.key], now)
         row.update(
             source_id=source_id,
             key=item.key,
@@ -187,20 +199,27 @@ def insert_versions(
 
 
 def update_versions(
-    conn: Connection, source_id: str, changed: Sequence[Item], now: datetime
+    conn: Connection,
+    source_id: str,
+    changed: Sequence[Item],
+    body_keys: Mapping[str, bytes | None],
+    now: datetime,
 ) -> None:
     conn.execute(
         _UPDATE_VERSIONS,
-        [{"b_source": source_id, "b_key": i.key, **_version_row(i, now)} for i in changed],
+        [
+            {"b_source": source_id, "b_key": i.key, **_version_row(i, body_keys[i.key], now)}
+            for i in changed
+        ],
     )
 
 
 def to_item(row: Row[Any]) -> Item:
-    """A stored version as the Item the merge reads."""
+    """A stored version (a row of ``VERSIONS``) as the Item the merge reads."""
     m = row._mapping
     return Item(
         key=m["key"],
         source_id=m["source_id"],
         categories=tuple(m["categories"]),
-        **{name: m[name] for name in VERSION_FIELDS},
+        **{name: m[name] for name in (*VERSION_FIELDS, *BODY_FIELDS)},
     )
