@@ -28,6 +28,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -115,6 +116,15 @@ def import_profile(p: Poller, web: Nginx, top: int = 12) -> list[tuple[str, floa
     return [("(all imports)", total), *sorted(per.items(), key=lambda kv: -kv[1])[:top]]
 
 
+def instructions(p: Poller, web: Nginx) -> tuple[int, Counter[str]]:
+    """Instructions one pass executes (valgrind's callgrind): steady under load, unlike time."""
+    mark = web.log_mark()
+    cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *p.cmd]
+    m = measure.run(cmd, cwd=p.folder, env=p.env(), timeout=900, log=p.folder / "callgrind")
+    found = re.search(r"Collected : (\d+)", m.stderr)
+    return (int(found.group(1)) if found else 0), web.statuses_since(mark)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--feeds", type=int, default=100)
@@ -124,6 +134,9 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, help="interpreter for aggregator")
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument(
+        "--instructions", action="store_true", help="also count each one's instructions (valgrind)"
+    )
     args = ap.parse_args()
 
     r2e = ensure_r2e(args.r2e)
@@ -159,6 +172,12 @@ def main() -> int:
                     flush=True,
                 )
         imports = import_profile(pollers[0], web)
+        counted: dict[str, int] = {}
+        if args.instructions:
+            for p in pollers:
+                n, http = instructions(p, web)
+                counted[p.name] = n
+                print(f"  {p.name:<10} {n / 1e6:,.0f} M instructions http={dict(http)}", flush=True)
 
     med = {
         name: {
@@ -198,7 +217,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "startup-latest.md").write_text(md)
     (args.out / "startup-latest.json").write_text(
-        json.dumps({"samples": samples, "median": med, "imports": imports}, indent=1)
+        json.dumps(
+            {"samples": samples, "median": med, "imports": imports, "instructions": counted},
+            indent=1,
+        )
     )
     return 0 if ok else 1
 

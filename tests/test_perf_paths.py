@@ -3,6 +3,7 @@ kept-alive connections, one deadline watcher, alembic only when migrating."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
 import sys
@@ -10,6 +11,9 @@ import time
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
+
+from aggregator.cli import settling
 from aggregator.config import Limits
 from aggregator.fetch import Fetcher, transport
 from aggregator.fetch.deadline import Deadline
@@ -157,3 +161,23 @@ def test_save_states_makes_rows_the_config_never_named(store: Store) -> None:
     a = store.state("a")
     store.save_states([replace(a, etag='"1"'), replace(a, source_id="ghost", etag='"2"')])
     assert (store.state("a").etag, store.state("ghost").etag) == ('"1"', '"2"')
+
+
+# start-up --------------------------------------------------------------------------
+
+
+def test_settling_freezes_what_it_loads_and_always_turns_the_collector_back_on() -> None:
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with settling():
+            assert not gc.isenabled()  # no collections while the modules load
+            kept = [[] for _ in range(1000)]
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+        with pytest.raises(ValueError), settling():
+            raise ValueError("a config error")
+        assert gc.isenabled()  # a failed load leaves the collector on (serve, tests)
+    finally:
+        gc.unfreeze()
+        gc.enable()
