@@ -11,7 +11,8 @@ spaces it out (``status=False``; a saved poll alone announces itself as
 file is replaced atomically with a gzip twin for the HTTP server.
 Each file is rendered on its own: one that cannot be (an entry that breaks
 the renderer) is an error naming it, and every other file is still written;
-the caller then knows the outputs are not complete (``WriteResult.failed``).
+the caller then knows the outputs are not complete (``WriteResult.failed``)
+and what to write again (``WriteResult.retry``).
 Each feed is read from the store, rendered and replaced under its own
 lock (``Store.output_lock``), so instances sharing one output folder never
 put an older rendering over a newer one (docs/scaling.md).
@@ -59,6 +60,13 @@ class WriteResult:
     seconds: float = 0.0
     failed: tuple[str, ...] = ()  #: "<file>: <why>" of each file that could not be written
     status_seconds: float | None = None  #: what status.html took (None: not written)
+    #: the ids to write again for the files that failed: a category's, ``all``, ``health``,
+    #: ``status`` (status.html), ``posts/`` (a Jekyll post)
+    retry: frozenset[str] = frozenset()
+
+
+#: ``WriteResult.retry``'s id of the Jekyll posts (no category id has a slash)
+POSTS = "posts/"
 
 
 def write_outputs(
@@ -106,6 +114,7 @@ class _Run:
         self.written = self.unchanged = self.removed = 0
         self.changed_feeds: list[str] = []  #: URLs of feeds whose bytes changed (WebSub)
         self.failed: list[str] = []
+        self.retry: set[str] = set()
         self.status_seconds: float | None = None
 
     def missing(self, stem: str) -> bool:
@@ -153,15 +162,17 @@ class _Run:
         with self.store.output_lock(f"{stem}.atom"):
             snapshot = read()
             for fmt in settings.formats:
-                self._put(f"{stem}.{fmt}", partial(self.renderers[fmt], snapshot, settings))
-            self._put(f"{stem}.html", partial(render_page, snapshot, settings, settings.formats))
+                render = partial(self.renderers[fmt], snapshot, settings)
+                self._put(f"{stem}.{fmt}", render, retry=stem)
+            page = partial(render_page, snapshot, settings, settings.formats)
+            self._put(f"{stem}.html", page, retry=stem)
 
     def write_status_page(self) -> None:
         """Any change (a saved poll is one) may show on it; rendered from the store alone,
         so its bytes stay put while nothing changed. Timed: the daemon spaces it by it."""
         started = time.monotonic()
         with self.store.output_lock(STATUS_PAGE):
-            self._put(STATUS_PAGE, partial(status_page, self.config, self.store))
+            self._put(STATUS_PAGE, partial(status_page, self.config, self.store), retry=STATUS)
         self.status_seconds = time.monotonic() - started
 
     def write_indexes(self) -> None:
@@ -202,6 +213,7 @@ class _Run:
         for name, why in result.failed:
             log.error("write %s failed: %s", posts.dir / name, why)
             self.failed.append(f"{posts.dir / name}: {why}")
+            self.retry.add(POSTS)
 
     def finish(self) -> WriteResult:
         """Log and time the run; tell the WebSub hub which feeds changed."""
@@ -220,13 +232,26 @@ class _Run:
 
             ping_hub(self.settings.websub_hub, self.changed_feeds)
         return WriteResult(
-            self.written, self.unchanged, seconds, tuple(self.failed), self.status_seconds
+            self.written,
+            self.unchanged,
+            seconds,
+            tuple(self.failed),
+            self.status_seconds,
+            frozenset(self.retry),
         )
 
-    def _put(self, name: str, render: Callable[[], bytes], *, feed: bool = True) -> None:
+    def _put(
+        self,
+        name: str,
+        render: Callable[[], bytes],
+        *,
+        feed: bool = True,
+        retry: str | None = None,
+    ) -> None:
         """Render and replace one file; one that cannot be rendered is named, the rest go on.
 
         ``feed``: a changed file that is not a page is announced to the WebSub hub.
+        ``retry``: the id that writes it again, when it failed (None: written every time).
         """
         try:
             data = render()
@@ -234,6 +259,8 @@ class _Run:
             raise
         except Exception as exc:  # noqa: BLE001 - this file only; the others are written
             self.failed.append(_failure(name, exc))
+            if retry is not None:
+                self.retry.add(retry)
             return
         if replace_with_gzip(self.out / name, data):
             self.written += 1
