@@ -33,6 +33,7 @@ from aggregator.model import (
     ParsedItem,
 )
 from aggregator.parse.bounds import bounded_item, clean_text
+from aggregator.postbody import post_raw
 from aggregator.sanitize import clean_html, text_of
 from aggregator.similar import normalized_title
 from aggregator.slug import slug
@@ -147,6 +148,7 @@ def dedupe_feed(
     known: CategoryNames | None = None,
     key_id: str | None = None,
     tracking: frozenset[str] = frozenset(),
+    raw_for_posts: bool = False,
 ) -> Deduped:
     """Key every item of one document and drop what must not be written.
 
@@ -154,6 +156,9 @@ def dedupe_feed(
     ``key_id``: the source id its items' keys are made with, when the source was
     renamed since (its items keep their identity); else its own id.
     ``tracking``: query parameters the canonical links drop besides the built-in ones.
+    ``raw_for_posts``: each raw body only where a post is written from it, as the store
+    keeps it (``postbody.post_raw``): checked here, in the parse child, the writing process
+    need not check every body again (~25 us an item, issue 19).
     """
     dated = any(p.published or p.updated for p in feed.items)
     items: list[Item] = []
@@ -207,6 +212,7 @@ def dedupe_feed(
                 digest=digest,
                 canon=canonical_link(parsed.link or permalink(parsed.guid), tracking),
                 title_norm=normalized_title(title),
+                content_raw=post_raw(parsed.content) if raw_for_posts else parsed.content,
             )
         )
     return Deduped(
@@ -234,6 +240,7 @@ def to_item(
     digest: str,
     canon: str | None = None,
     title_norm: str | None = None,
+    content_raw: str | None,
 ) -> Item:
     published = parsed.published or parsed.updated
     return Item(
@@ -244,7 +251,7 @@ def to_item(
         link=parsed.link,
         guid=parsed.guid,
         infocode=parsed.infocode,
-        content_raw=parsed.content,
+        content_raw=content_raw,
         content_html=clean_html(parsed.content, base_url=parsed.link),
         summary_html=clean_html(parsed.summary, base_url=parsed.link),
         author=parsed.author.strip() if parsed.author and parsed.author.strip() else None,

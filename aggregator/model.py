@@ -241,7 +241,8 @@ class Item:
     guid: str | None
     infocode: str | None
     #: HTML as given (Jekyll posts keep it byte for byte); stored only where a post is
-    #: written from it (safe as it is: store/bodies.py), else None once stored
+    #: written from it (safe as it is: store/bodies.py), else None once stored, or once
+    #: a parse child trimmed it as the store will (dedupe's ``raw_for_posts``)
     content_raw: str | None
     content_html: str | None  #: sanitized once (feeds)
     summary_html: str | None  #: sanitized

@@ -50,6 +50,12 @@ def is_safe_body(raw: str) -> bool:
     return True
 
 
+def post_raw(raw: str | None) -> str | None:
+    """``raw`` where a post is written from it, else None (the post uses the sanitized body):
+    the raw body the store keeps (``store.bodies.kept``)."""
+    return raw if raw is not None and is_safe_body(raw) else None
+
+
 def _safe_tag(name: str, attributes: str, closing: bool) -> bool:
     if name not in ALLOWED_TAGS:
         return False

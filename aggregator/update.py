@@ -197,7 +197,12 @@ def _parse_and_dedupe(
     tracking = canonical.tracking(cfg.dedupe.tracking_params)
     # runs where the parse runs (a child for large bodies): a plain record, not the config's
     dedupe = partial(
-        dedupe_feed, SourceRef.of(source), known=known, key_id=key_id, tracking=tracking
+        dedupe_feed,
+        SourceRef.of(source),
+        known=known,
+        key_id=key_id,
+        tracking=tracking,
+        raw_for_posts=True,
     )
     if source.type == "html":
         from aggregator.parse.htmlpage import parse_html_page_then

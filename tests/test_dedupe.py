@@ -215,3 +215,30 @@ def test_an_item_survives_the_trip_from_a_parse_child() -> None:
     item = Item(**values)  # type: ignore[arg-type]
     back = pickle.loads(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
     assert {f.name: getattr(back, f.name) for f in fields(Item)} == values
+
+
+@pytest.mark.parametrize(
+    ("raw", "is_kept"),
+    [
+        ('<p>safe <a href="http://example.org/">link</a></p>', True),
+        ('<p onclick="x()">hi</p><script>alert(1)</script>', False),
+        ("<p>{{ liquid }}</p>", False),
+        ("plain text", True),
+        (None, False),
+    ],
+)
+def test_raw_for_posts_is_what_the_store_keeps(raw: str | None, is_kept: bool) -> None:
+    """A parse child trims raw bodies as the store would (``raw_for_posts``): the store's own
+    trim then changes nothing, and every other field is the same."""
+    from aggregator.store.bodies import kept
+
+    feed = ParsedFeed(
+        "f",
+        None,
+        (ParsedItem(guid="1", title="t", content=raw, published=datetime(2022, 1, 1, tzinfo=UTC)),),
+    )
+    (given,) = dedupe_feed(source(), feed).items
+    (trimmed,) = dedupe_feed(source(), feed, raw_for_posts=True).items
+    assert trimmed == kept(given)
+    assert kept(trimmed) == trimmed
+    assert trimmed.content_raw == (raw if is_kept else None)

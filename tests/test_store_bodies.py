@@ -192,7 +192,7 @@ def test_the_upgrade_from_0011_changes_no_output_and_no_hash(db_url: str) -> Non
 
 
 def bodies_kept(version: Item) -> str | None:
-    from aggregator.store.bodies import post_raw
+    from aggregator.postbody import post_raw
 
     return post_raw(version.content_raw)
 

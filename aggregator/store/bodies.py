@@ -54,17 +54,11 @@ def joined(table: Table) -> Join:
     return table.outerjoin(bodies, _b.hash == table.c.body)
 
 
-def post_raw(raw: str | None) -> str | None:
-    """``raw`` where a post is written from it, else None (the post uses the sanitized body)."""
-    if raw is None:
-        return None
-    from aggregator.postbody import is_safe_body  # the sanitizer's lists: a poll that stores
-
-    return raw if is_safe_body(raw) else None
-
-
 def kept(item: Item) -> Item:
-    """The version as it is stored: its raw body only where a post uses it."""
+    """The version as it is stored: its raw body only where a post uses it (``post_raw``;
+    a parse child already applied it to a feed's items, issue 19: None costs nothing here)."""
+    from aggregator.postbody import post_raw  # the sanitizer's lists: a poll that stores
+
     raw = post_raw(item.content_raw)
     return item if raw is item.content_raw else replace(item, content_raw=raw)
 
