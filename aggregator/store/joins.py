@@ -101,9 +101,10 @@ def joins(
             found[item.key] = Join(ids[0], LINK)
             taken.add(ids[0])
             continue
-        if rule is None or not item.title_norm:
+        near = titled.get(item.title_norm or "")
+        if rule is None or not near:
             continue
-        best = _most_similar(conn, item, titled.get(item.title_norm, []), rule, carried | taken)
+        best = _most_similar(conn, item, near, rule, carried | taken)
         if best is not None:
             found[item.key] = best
             taken.add(best.item_id)
