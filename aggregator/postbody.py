@@ -39,12 +39,19 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:<>])")
 
 def is_safe_body(raw: str) -> bool:
     """Whether ``raw`` would pass the sanitizer unchanged in substance, and Jekyll as HTML."""
-    if any(marker in raw for marker in _NOT_TEXT):
+    # every marker has a brace or a bracket: one scan for those first (a body stored checks)
+    if ("{" in raw or "]" in raw) and any(marker in raw for marker in _NOT_TEXT):
         return False
     position = raw.find("<")
     while position != -1:
         tag = _TAG.match(raw, position)
-        if tag is None or not _safe_tag(tag.group(2).lower(), tag.group(3), bool(tag.group(1))):
+        if tag is None:
+            return False
+        closing, name, attributes = tag.groups()
+        if attributes:
+            if not _safe_tag(name.lower(), attributes, bool(closing)):
+                return False
+        elif name.lower() not in ALLOWED_TAGS:  # a bare tag: only its name to ask about
             return False
         position = raw.find("<", tag.end())
     return True

@@ -6,7 +6,9 @@ schema.py      tables; migrations/ builds the same
 sources.py     per-source state, leases
 categories.py  categories, change counters, a post's category
 items.py       apply_items: versions in, merged items out
+group.py       group commit: applies made at once share one transaction
 versions.py    one source's versions: stored, same again, written
+bodies.py      each body once, named by hash
 merge.py       the merge policy (pure)
 feeds.py       entries, newest first
 prune.py       retention and tombstones

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Table, insert
@@ -105,17 +106,8 @@ class Inserts:
                 name: self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                 for name in self.columns
             }
-            if compiled.positional:  # qmark (SQLite)
-                steps = [(name, convert[name]) for name in compiled.positiontup or ()]
-
-                def make(row: Mapping[str, Any]) -> Any:
-                    return tuple(f(row[n]) if f else row[n] for n, f in steps)
-
-            else:  # pyformat (psycopg)
-
-                def make(row: Mapping[str, Any]) -> Any:
-                    return {n: f(row[n]) if f else row[n] for n, f in convert.items()}
-
+            names = tuple(compiled.positiontup or ()) if compiled.positional else self.columns
+            make = _row_maker(names, [convert[n] for n in names], bool(compiled.positional))
             plan = self._plans[dialect.name] = (compiled.string, make)
         return plan
 
@@ -124,3 +116,22 @@ class Inserts:
         params = [make(row) for row in rows]
         if params:
             conn.exec_driver_sql(sql, params)
+
+
+def _row_maker(
+    names: Sequence[str], converters: Sequence[Callable[[Any], Any] | None], positional: bool
+) -> Callable[[Mapping[str, Any]], Any]:
+    """Row dict -> the driver's parameters (a tuple for qmark, a dict for pyformat): the
+    values taken by one itemgetter, only the columns whose type converts them converted."""
+    get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    steps = [(i, f) for i, f in enumerate(converters) if f is not None]
+
+    def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = list(get(row))
+        for i, f in steps:
+            out[i] = f(out[i])
+        return tuple(out)
+
+    if positional:
+        return values
+    return lambda row: dict(zip(names, values(row), strict=True))

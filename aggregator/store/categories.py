@@ -197,17 +197,32 @@ def category_infos(conn: Connection) -> list[CategoryInfo]:
     ]
 
 
-def bump(conn: Connection, changed: Collection[str], keys: Collection[str] = ()) -> int | None:
+def stamp(conn: Connection) -> int:
+    """This transaction's new counter value (the row lock on ``meta`` is held to the commit)."""
+    return int(
+        conn.execute(
+            update(meta)
+            .where(meta.c.name == "changes")
+            .values(value=meta.c.value + 1)
+            .returning(meta.c.value)
+        ).scalar_one()
+    )
+
+
+def bump(
+    conn: Connection,
+    changed: Collection[str],
+    keys: Collection[str] = (),
+    *,
+    value: int | None = None,
+) -> int | None:
     """Stamp ``changed`` categories, and the items of ``keys``, with a new counter value;
-    None when nothing changed."""
-    if not changed and not keys:
+    None when nothing changed. ``value``: the one ``stamp`` gave this transaction already
+    (the rows written with it need no second write)."""
+    if not changed and not keys and value is None:
         return None
-    value = conn.execute(
-        update(meta)
-        .where(meta.c.name == "changes")
-        .values(value=meta.c.value + 1)
-        .returning(meta.c.value)
-    ).scalar_one()
+    if value is None:
+        value = stamp(conn)
     if changed:
         upsert(
             conn,
@@ -218,7 +233,7 @@ def bump(conn: Connection, changed: Collection[str], keys: Collection[str] = ())
         )
     for part in chunks(sorted(keys)):
         conn.execute(update(items).where(items.c.key.in_(part)).values(changed=value))
-    return int(value)
+    return value
 
 
 def change_counter(conn: Connection) -> int:

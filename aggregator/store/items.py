@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import replace as replaced
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -83,6 +82,7 @@ _MERGED_COLUMNS = (
     "base_title",
     "updated",
     "enclosures",
+    "changed",
 )
 #: a fresh merged item: the merged columns plus its key and first sighting
 _INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen", "uuid"))
@@ -158,7 +158,10 @@ def apply_items(
         conn, [stored[i.key].body for i in changed if stored[i.key].body != body_keys[i.key]]
     )
     merger.write_counts()
-    cats.bump(conn, merger.changed_categories, merger.changed_keys)
+    if merger.stamp is not None:  # every merged row written carries it already
+        cats.bump(conn, merger.changed_categories, value=merger.stamp)
+    else:
+        cats.bump(conn, merger.changed_categories, merger.changed_keys)
     dropped = merger.dropped_keys
     return ApplyResult(
         new=sum(1 for i in new if i.key not in dropped),
@@ -193,6 +196,13 @@ class Merger:
         self.future_dated: set[str] = set()  #: keys dated more than AHEAD past first sighting
         self.tally = counts.Tally()  #: item_categories rows written, for the categories' counts
         self._categories: cats.Categories | None = None
+        self.stamp: int | None = None  #: the change counter the rows written carry
+
+    def _stamp(self) -> int:
+        """The counter value of this transaction, taken at its first merged row."""
+        if self.stamp is None:
+            self.stamp = cats.stamp(self.conn)
+        return self.stamp
 
     @property
     def categories(self) -> cats.Categories:
@@ -209,7 +219,6 @@ class Merger:
         filed = () if outcome.dropped else outcome.categories
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
-        shown = replaced(merged, title=outcome.title, categories=filed)
         source_id, keys = self.in_hand
         in_hand = winner.source_id == source_id and winner.key in keys
         return {
@@ -220,7 +229,7 @@ class Merger:
             "author": merged.author,
             "enclosures": merged.enclosures,
             "published": published,
-            "content_hash": merged_hash(shown, published),
+            "content_hash": merged_hash(merged, published, outcome.title, filed),
             "post_category": cats.post_category(
                 filed, [c for c in winner.categories if c in filed], self.categories.ranks
             ),
@@ -253,6 +262,7 @@ class Merger:
                 updated=self._dated(item.key, item.updated or item.published, self.now),
                 first_seen=self.now,
                 uuid=key_uuid(item.key),
+                changed=self._stamp(),
             )
             rows.append(row)
         _INSERT_ITEMS.execute(self.conn, rows)
@@ -320,7 +330,7 @@ class Merger:
                 continue
             own = merged.updated and self._dated(stored.key, merged.updated, stored.first_seen)
             values["updated"] = own if own is not None and own > stored.updated else self.now
-            updates.append({"b_id": item_id, **values})
+            updates.append({"b_id": item_id, **values, "changed": self._stamp()})
             if (published, set(filed)) != (stored.published, old_cats[item_id]):
                 placed[item_id] = (stored.key, published, filed)
             self.changed_keys.add(stored.key)

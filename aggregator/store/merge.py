@@ -72,17 +72,23 @@ def merge_versions(versions: Sequence[Item]) -> Merged:
     )
 
 
-def merged_hash(merged: Merged, published: datetime) -> str:
-    """A hash over what a reader of the merged entry sees (``updated`` left out)."""
+def merged_hash(
+    merged: Merged,
+    published: datetime,
+    title: str | None = None,
+    categories: tuple[str, ...] | None = None,
+) -> str:
+    """A hash over what a reader of the merged entry sees (``updated`` left out); ``title``
+    and ``categories``: what the rules made of it, in place of the merged ones."""
     fields: tuple[str, ...] = (
-        merged.title,
+        merged.title if title is None else title,
         merged.link or "",
         merged.content_html or "",
         merged.content_raw or "",
         merged.summary_html or "",
         merged.author or "",
         published.astimezone(UTC).isoformat(),
-        " ".join(merged.categories),
+        " ".join(merged.categories if categories is None else categories),
         merged.infocode or "",
     )
     if merged.enclosures:  # only then: the hashes of items without any stay as they were

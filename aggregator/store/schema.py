@@ -59,10 +59,23 @@ def _as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+#: recent conversions: a batch writes each moment several times (first and last seen of
+#: every row, an item's dates in its version, its merged row and its filings)
+_SQLITE_TEXTS: dict[datetime, str] = {}
+
+
 def _as_sqlite_text(value: datetime | None) -> str | None:
     """``2024-05-01 08:00:00.000000``: the UTC isoformat without its ``+00:00``."""
-    value = _as_utc(value)
-    return None if value is None else value.isoformat(" ", "microseconds")[:-6]
+    if value is None:
+        return None
+    text = _SQLITE_TEXTS.get(value)
+    if text is None:
+        if len(_SQLITE_TEXTS) >= 4096:
+            _SQLITE_TEXTS.clear()
+        utc = _as_utc(value)
+        assert utc is not None
+        text = _SQLITE_TEXTS[value] = utc.isoformat(" ", "microseconds")[:-6]
+    return text
 
 
 class UTCDateTime(TypeDecorator[datetime]):

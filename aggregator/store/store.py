@@ -46,6 +46,7 @@ from aggregator.store import (
     sources,
     versions,
 )
+from aggregator.store.group import GroupCommit
 from aggregator.store.records import ApplyResult, Changes
 
 
@@ -70,6 +71,7 @@ class Store:
         self._reader = engine.execution_options(readonly=True)
         self._output_locks: dict[str, threading.Lock] = {}
         self._output_locks_guard = threading.Lock()
+        self._applies = GroupCommit(self._write)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True) -> Store:
@@ -246,10 +248,18 @@ class Store:
         similar: SimilarRule | None = None,
     ) -> ApplyResult:
         """Store one source's versions and re-merge the items they touch (the rules run on
-        the merged items), in one transaction; ``similar``: near-duplicates join too."""
-        with self._write(f"storing items of {source_id}") as conn:
-            return items.apply_items(
-                conn, source_id, batch, now, rules, force=force, similar=similar
+        the merged items), all or nothing; ``similar``: near-duplicates join too.
+
+        Applies made at once by several threads share one transaction (group.py); each
+        is committed before its call returns.
+        """
+        what = f"storing items of {source_id}"
+        with translated(what):
+            return self._applies.run(
+                lambda conn: items.apply_items(
+                    conn, source_id, batch, now, rules, force=force, similar=similar
+                ),
+                what,
             )
 
     def merge_duplicates(self, rules: RuleSet, now: datetime) -> rejoin.Merged:
