@@ -13,7 +13,7 @@ from aggregator.model import Category
 from aggregator.store import Store
 from aggregator.store.engine import MIGRATIONS
 from aggregator.store.schema import categories, item_categories, items
-from tests.test_store import CATEGORIES, T0, item, setup
+from tests.test_store import CATEGORIES, T0, item, setup, src
 
 LATER = T0 + timedelta(hours=20)  #: ahead, but within the day a date may run ahead
 
@@ -144,10 +144,10 @@ def test_prunes(store: Store) -> None:
 def test_categories_declared_again_are_counted(store: Store) -> None:
     setup(store)
     store.apply_items("a", [item("t1", categories=("tech",)), item("n1")], T0)
-    store.sync_config([], CATEGORIES[:1], T0)  # tech no longer declared: no longer listed
+    store.sync_config([src("a")], CATEGORIES[:1], T0)  # tech no longer declared: not listed
     assert set(kept(store)) == {"news"}
     store.apply_items("a", [item("t2", categories=("tech",), updated=LATER)], T0)
-    store.sync_config([], CATEGORIES, T0)
+    store.sync_config([src("a")], CATEGORIES, T0)
     assert check(store)["tech"] == (2, LATER)
 
 

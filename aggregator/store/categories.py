@@ -178,20 +178,22 @@ def post_category(
 
 def category_infos(conn: Connection) -> list[CategoryInfo]:
     """Every category, config order first, with its entry count and newest ``updated``
-    (kept on the row by counts.py: no scan of the items)."""
+    (kept on the row by counts.py: no scan of the items), less the items of removed
+    sources, as the feeds show them."""
     rows = conn.execute(
         select(categories).order_by(
             categories.c.position.is_(None), categories.c.position, categories.c.id
         )
-    )
+    ).all()
+    gone = counts.uncarried(conn, {row.id: row.updated for row in rows})
     return [
         CategoryInfo(
             id=row.id,
             title=row.title,
             description=row.description,
             origin=row.origin,
-            entry_count=row.entry_count,
-            updated=row.updated,
+            entry_count=row.entry_count - gone.get(row.id, (0, None))[0],
+            updated=gone[row.id][1] if row.id in gone else row.updated,
         )
         for row in rows
     ]

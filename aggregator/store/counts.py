@@ -6,6 +6,10 @@ adds the count deltas and moves ``updated`` forward. Only when the newest item
 of a category leaves it (or gets an older ``updated``) is its maximum read
 again from the category's items. Listing categories then reads a few rows,
 not a GROUP BY over every item (issue 8).
+
+The rows count every item filed under a category, those of a source gone
+from the config too; ``uncarried`` says how many of those to take off (and a
+newer ``updated`` than the rest), looked up only while such a source exists.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from datetime import datetime
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from aggregator.store.bulk import chunks
-from aggregator.store.schema import categories, item_categories, items
+from aggregator.store.feeds import CARRIED
+from aggregator.store.schema import categories, item_categories, item_versions, items, sources
 
 
 def _newest(cid: object) -> object:
@@ -49,6 +54,39 @@ def recount(conn: Connection, ids: Collection[str] | None = None) -> None:
         return
     for part in chunks(sorted(set(ids))):
         conn.execute(stmt.where(categories.c.id.in_(part)))
+
+
+def uncarried(
+    conn: Connection, stored: Mapping[str, datetime | None]
+) -> dict[str, tuple[int, datetime | None]]:
+    """Categories holding items no configured source carries any more (a removed source's):
+    how many such items, and the newest ``updated`` of the rest where one of them was the
+    newest (``stored``: each category's row). Empty after one look while none is removed."""
+    if conn.execute(select(sources.c.id).where(sources.c.removed).limit(1)).first() is None:
+        return {}
+    ic = item_categories.c
+    of_removed = (
+        select(item_versions.c.item_id)
+        .join(sources, sources.c.id == item_versions.c.source_id)
+        .where(sources.c.removed)
+    )
+    rows = conn.execute(
+        select(ic.category_id, func.count().label("n"), func.max(items.c.updated).label("newest"))
+        .select_from(item_categories.join(items, items.c.id == ic.item_id))
+        .where(ic.item_id.in_(of_removed), ~CARRIED)
+        .group_by(ic.category_id)
+    )
+    found: dict[str, tuple[int, datetime | None]] = {}
+    for row in rows:
+        newest = stored.get(row.category_id)
+        if newest is not None and row.newest is not None and row.newest >= newest:
+            newest = conn.execute(
+                select(func.max(items.c.updated))
+                .select_from(item_categories.join(items, items.c.id == ic.item_id))
+                .where(ic.category_id == row.category_id, CARRIED)
+            ).scalar()
+        found[row.category_id] = (int(row.n), newest)
+    return found
 
 
 class Tally:

@@ -27,8 +27,9 @@ _COLUMNS = (
 )
 
 
-#: carried by some source still in the config (a removed source's items leave the feeds)
-_CARRIED = exists(
+#: carried by some source still in the config (a removed source's items leave the feeds,
+#: the index's counts and the status page's chart)
+CARRIED = exists(
     select(1)
     .select_from(item_versions.join(sources, sources.c.id == item_versions.c.source_id))
     .where(item_versions.c.item_id == items.c.id, sources.c.removed.is_(False))
@@ -44,7 +45,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         stmt = (
             select(*_COLUMNS)
             .select_from(bodies.joined(items))
-            .where(items.c.dropped.is_(False), _CARRIED)
+            .where(items.c.dropped.is_(False), CARRIED)
             .order_by(items.c.published.desc(), items.c.key)
         )
     else:
@@ -52,7 +53,7 @@ def entries(conn: Connection, category: str | None, limit: int | None) -> list[E
         stmt = (
             select(*_COLUMNS)
             .select_from(item_categories.join(bodies.joined(items), items.c.id == ic.item_id))
-            .where(ic.category_id == category, _CARRIED)
+            .where(ic.category_id == category, CARRIED)
             .order_by(ic.published.desc(), ic.key)
         )
     return _entries(conn, stmt if limit is None else stmt.limit(limit))

@@ -20,6 +20,7 @@ from aggregator.model import Condition, HealthEvent, PollStatus, SourceState
 from aggregator.sourcewatch import ARRIVALS_KEPT, change, condition
 from aggregator.store import categories as cats
 from aggregator.store.bulk import chunks
+from aggregator.store.feeds import CARRIED
 from aggregator.store.schema import item_categories, item_versions, items, source_events, sources
 
 #: the change-counter id under which health changes are announced (a reserved category id)
@@ -104,7 +105,8 @@ def recent_events(conn: Connection, limit: int) -> list[HealthEvent]:
 
 def daily_counts(conn: Connection, since: datetime, offset: int) -> dict[tuple[str, int], int]:
     """Items first seen after ``since`` per (category id, day): the day is the number of days
-    since 1970-01-01 in the zone ``offset`` seconds east of UTC. Counted in the database."""
+    since 1970-01-01 in the zone ``offset`` seconds east of UTC; those of removed sources
+    only are left out, as the feeds leave them. Counted in the database."""
     ic = item_categories.c
     seen = items.c.first_seen
     if conn.dialect.name == "sqlite":
@@ -117,7 +119,7 @@ def daily_counts(conn: Connection, since: datetime, offset: int) -> dict[tuple[s
     rows = conn.execute(
         select(ic.category_id, day.label("day"), func.count().label("n"))
         .select_from(item_categories.join(items, items.c.id == ic.item_id))
-        .where(seen > since)
+        .where(seen > since, CARRIED)
         .group_by(ic.category_id, day)
     )
     return {(row.category_id, int(row.day)): int(row.n) for row in rows}
