@@ -16,12 +16,14 @@ the next write to reach status.html.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from aggregator import metrics
@@ -109,6 +111,11 @@ def pollable(
 STATE_BATCH = 100
 
 
+#: polls submitted to the pool at once, per worker: enough that no worker waits for the
+#: next, few enough that 10,000 sources are not 10,000 futures held at once (~1.8 KB each)
+IN_FLIGHT_PER_WORKER = 2
+
+
 def poll_sources(
     ctx: UpdateContext,
     sources: Sequence[SourceConfig],
@@ -120,7 +127,8 @@ def poll_sources(
     The workers hand their new states to a sink (after their items are committed);
     this thread saves them ``STATE_BATCH`` at a time, so workers never queue for the
     write lock once per source. A crash loses at most unsaved states: those sources
-    are polled again, their items already stored.
+    are polled again, their items already stored. Sources are submitted as polls
+    finish, ``IN_FLIGHT_PER_WORKER`` per worker at a time (issue 19: memory).
     """
     results: dict[str, UpdateResult] = {}
     pending: list[SourceState] = []
@@ -139,13 +147,26 @@ def poll_sources(
 
     batched = replace(ctx, state_sink=sink)
     workers = max(1, min(ctx.config.limits.workers, len(sources)))
+    finished: queue.SimpleQueue[tuple[SourceConfig, Future[UpdateResult]]] = queue.SimpleQueue()
+    todo = iter(sources)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="poll") as pool:
-        futures = {
-            pool.submit(update_source, batched, s, states.get(s.id) or SourceState(s.id)): s
-            for s in sources
-        }
-        for future in as_completed(futures):
-            source = futures[future]
+
+        def submit(source: SourceConfig) -> None:
+            state = states.get(source.id) or SourceState(source.id)
+            future = pool.submit(update_source, batched, source, state)
+            future.add_done_callback(lambda f: finished.put((source, f)))
+
+        running = 0
+        for source in islice(todo, workers * IN_FLIGHT_PER_WORKER):
+            submit(source)
+            running += 1
+        while running:
+            source, future = finished.get()
+            running -= 1
+            following = next(todo, None)
+            if following is not None:
+                submit(following)
+                running += 1
             try:
                 result = future.result()
             except Exception as exc:  # a bug or a dead database: report, keep the others

@@ -1,25 +1,34 @@
 """The fast paths of issue 8 behave as the slow ones did: batched state saves,
-kept-alive connections, one deadline watcher, alembic only when migrating."""
+kept-alive connections, one deadline watcher, alembic only when migrating; and
+a poll of many sources holds few of them at once (issue 19)."""
 
 from __future__ import annotations
 
 import gc
+import random
 import socket
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from aggregator import poll
 from aggregator.cli import settling
-from aggregator.config import Limits
+from aggregator.config import Limits, SourceConfig, load_config
 from aggregator.fetch import Fetcher, transport
 from aggregator.fetch.deadline import Deadline
-from aggregator.model import NotModified, PollStatus
+from aggregator.model import NotModified, PollStatus, UpdateResult
+from aggregator.poll import utcnow
 from aggregator.store import Store
 from aggregator.store import engine as engines
+from aggregator.update import UpdateContext
+from tests.test_daemon import source, write_main
 from tests.test_fetch import FEED, LIMITS, job
 from tests.test_store import CATEGORIES, T0, src
 
@@ -47,6 +56,45 @@ def test_save_states_writes_all_and_releases_only_its_own_leases(store: Store) -
 
 def test_save_states_of_nothing_is_a_no_op(store: Store) -> None:
     store.save_states([])
+
+
+def test_poll_sources_submits_a_few_polls_per_worker_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: 10,000 sources were 10,000 futures at once (~18 MB); now two per worker
+    are submitted and the next one as each finishes. Every poll here waits until as many
+    are submitted as the bound allows, so submitting them all at once would show."""
+    sources = "".join(source(f"s{n:02d}", f"http://127.0.0.1:9/{n}", "1h") for n in range(40))
+    config = load_config(write_main(tmp_path, sources))
+    bound = config.limits.workers * poll.IN_FLIGHT_PER_WORKER
+    assert bound < 40
+    lock, counts, go = threading.Lock(), {"now": 0, "most": 0}, threading.Event()
+
+    class Counting(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+            with lock:
+                counts["now"] += 1
+                counts["most"] = max(counts["most"], counts["now"])
+                if counts["now"] >= bound:
+                    go.set()
+            future = super().submit(fn, *args, **kwargs)
+            future.add_done_callback(lambda _: done())
+            return future
+
+    def done() -> None:
+        with lock:
+            counts["now"] -= 1
+
+    def fake_update(ctx: UpdateContext, source: SourceConfig, state: object) -> UpdateResult:
+        assert go.wait(10), "fewer polls submitted than the bound"
+        return UpdateResult(source.id, PollStatus.UNCHANGED)
+
+    monkeypatch.setattr(poll, "ThreadPoolExecutor", Counting)
+    monkeypatch.setattr(poll, "update_source", fake_update)
+    ctx = UpdateContext(config, None, None, utcnow, random.Random())  # type: ignore[arg-type]
+    results = poll.poll_sources(ctx, config.sources, {})
+    assert [r.source_id for r in results] == [s.id for s in config.sources]
+    assert counts["most"] == bound
 
 
 # connections -----------------------------------------------------------------------
