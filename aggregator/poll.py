@@ -89,6 +89,7 @@ def reapply_rules(config: Config, store: Store, rules: RuleSet | None = None) ->
             changed=done.changed,
             dropped=done.dropped,
             restored=done.restored,
+            skipped=done.skipped,
         )
     return rules
 

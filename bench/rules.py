@@ -111,7 +111,8 @@ def build_store(path: Path, items: int, seed: int) -> None:
     from aggregator.model import Category
     from aggregator.rules import NO_RULES
     from aggregator.store import Store
-    from aggregator.store.schema import item_categories, item_versions
+    from aggregator.store.bodies import digest
+    from aggregator.store.schema import bodies, item_categories, item_versions
     from aggregator.store.schema import items as items_t
 
     rng = random.Random(seed)
@@ -125,17 +126,18 @@ def build_store(path: Path, items: int, seed: int) -> None:
         for i in range(SOURCES)
     ]
     store.sync_config(sources, [Category(c, t) for c, t in genfeeds.CATEGORIES], now)
-    rows, versions, filed = [], [], []
+    rows, versions, filed, texts = [], [], [], {}
     for n in range(1, items + 1):
         story = genfeeds._story(rng, None, f"x{n}")
         source = sources[n % SOURCES]
         published = story.published.astimezone(UTC)
         key = f"src:{source.id}:guid:{n}"
+        body = digest(story.body, None, story.body)  # the raw body is the sanitized one
+        texts[body] = {"hash": body, "content_html": story.body, "raw_is_html": True}
         common = {
             "title": story.title,
             "link": f"https://news.example.org/{source.id}/{n}.html",
-            "content_html": story.body,
-            "content_raw": story.body,
+            "body": body,
             "author": story.author,
             "published": published,
             "updated": published,
@@ -158,7 +160,12 @@ def build_store(path: Path, items: int, seed: int) -> None:
             {"item_id": n, "category_id": source.categories[0], "published": published, "key": key}
         )
     with store.engine.begin() as conn:
-        for table, batch in ((items_t, rows), (item_versions, versions), (item_categories, filed)):
+        for table, batch in (
+            (bodies, list(texts.values())),
+            (items_t, rows),
+            (item_versions, versions),
+            (item_categories, filed),
+        ):
             for i in range(0, len(batch), 5000):
                 conn.execute(table.insert(), batch[i : i + 5000])
         from aggregator.store import counts
@@ -208,12 +215,14 @@ def reapply(args: argparse.Namespace) -> dict[str, Any]:
                     "cpu": cpu,
                     "evaluated": done.evaluated,
                     "changed": done.changed,
+                    "skipped": done.skipped,
                     "dropped": done.dropped,
                     "load1": load,
                 }
             )
             print(
-                f"  run {run}: {wall:.2f} s (CPU {cpu:.2f} s), {done.evaluated:,} items, "
+                f"  run {run}: {wall:.2f} s (CPU {cpu:.2f} s), {done.evaluated:,} items looked "
+                f"at, {done.skipped:,} of them not evaluated again (no changed rule could act), "
                 f"{done.changed:,} changed ({done.dropped:,} dropped); load {load:.1f}",
                 flush=True,
             )

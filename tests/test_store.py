@@ -85,7 +85,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0012"
+        assert head_revision() == "0013"
     finally:
         store.close()
 
@@ -607,12 +607,18 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         store.close()
 
 
+def drop_applied_rules(conn: Connection) -> None:
+    """A store before 0013: the rules its items were made with known by digest only."""
+    conn.execute(text("DROP TABLE IF EXISTS applied_rules"))
+
+
 def drop_bodies(conn: Connection) -> None:
     """A store before 0012: the texts in the rows (0012's own downgrade), if not already."""
     from alembic.migration import MigrationContext
     from alembic.operations import Operations
     from sqlalchemy import inspect
 
+    drop_applied_rules(conn)
     if not inspect(conn).has_table("bodies"):
         return
     with Operations.context(MigrationContext.configure(conn)):

@@ -6,14 +6,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text, update
 
 from aggregator.config.schema import RuleConfig
 from aggregator.model import Category
-from aggregator.rules import RuleSet, compile_rules
+from aggregator.rules import RuleSet, apply_rules, compile_rules
 from aggregator.store import Store
-from aggregator.store.schema import item_versions
-from tests.test_store import T0, item, keys, src
+from aggregator.store.rulings import differs
+from aggregator.store.schema import applied_rules, item_versions
+from tests.test_store import T0, drop_applied_rules, item, keys, src
 from tests.test_store_counts import check
 
 LATER = T0 + timedelta(hours=1)
@@ -165,3 +166,150 @@ def test_stored_items_read_only(store: Store) -> None:
     only = list(store.stored_items(bodies=True, source_id="kj-b"))
     assert [s.view.key for s in only] == ["i3"]
     assert only[0].view.content_html == "<p>body of i3</p>"
+
+
+def as_the_rules_make_them(store: Store, ruleset: RuleSet) -> None:
+    """Every stored item is what ``ruleset`` makes of it (as a full evaluation leaves it)."""
+    for one in store.stored_items(bodies=True):
+        assert not differs(one, apply_rules(ruleset, one.view)), one.view.key
+
+
+EDITS: list[tuple[str, list[dict[str, Any]], int]] = [
+    # (what the edit does, the rules after it, how many items it needs not evaluate)
+    (
+        "the rules the items are made with",
+        [
+            {"match": "^Ad: ", "action": "retitle", "replace": ""},
+            {"match": "广告", "action": "drop"},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python", "action": "keep", "sources": ["kj-*"]},
+        ],
+        0,
+    ),
+    (
+        "a title pattern edited after a retitle",
+        [
+            {"match": "^Ad: ", "action": "retitle", "replace": ""},
+            {"match": "广告|^deal", "action": "drop"},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python", "action": "keep", "sources": ["kj-*"]},
+        ],
+        7,  # the patterns disagree on none; e4: the retitle before matches
+    ),
+    (
+        "a keep rule scoped to other sources",
+        [
+            {"match": "^Ad: ", "action": "retitle", "replace": ""},
+            {"match": "广告|^deal", "action": "drop"},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python|rust", "action": "keep", "sources": ["kj-*"]},
+        ],
+        1,  # only kj-b's are looked at: b1 both keep, b2 only the new one
+    ),
+    (
+        "a retitle's pattern edited",
+        [
+            {"match": "^Ad:\\s*", "action": "retitle", "replace": ""},
+            {"match": "广告|^deal", "action": "drop"},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python|rust", "action": "keep", "sources": ["kj-*"]},
+        ],
+        7,  # e4, which either pattern retitles
+    ),
+    (
+        "a text rule inserted",
+        [
+            {"match": "^Ad:\\s*", "action": "retitle", "replace": ""},
+            {"match": "广告|^deal", "action": "drop"},
+            {"field": "text", "match": "body of e1", "action": "unfile", "to": ["news"]},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python|rust", "action": "keep", "sources": ["kj-*"]},
+        ],
+        7,  # the one the new rule matches: e1
+    ),
+    (
+        "the first rule removed",
+        [
+            {"match": "广告|^deal", "action": "drop"},
+            {"field": "text", "match": "body of e1", "action": "unfile", "to": ["news"]},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"field": "text", "match": "gadget", "action": "file", "to": ["ads"]},
+            {"match": "python|rust", "action": "keep", "sources": ["kj-*"]},
+        ],
+        7,  # only e4 ("Ad: deal…") matches the retitle that went
+    ),
+]
+
+
+def test_an_edit_evaluates_only_what_the_changed_rules_could_act_on(store: Store) -> None:
+    """After each edit every item is as a full evaluation makes it, though the items no
+    changed rule could act on were not evaluated again."""
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [
+            item("e1", "em-a", title="chip news"),
+            item("e2", "em-a", title="plain", content_html="<p>a gadget</p>"),
+            item("e3", "em-a", title="more news"),
+            item("e4", "em-a", title="Ad: deal of the day"),
+            item("e5", "em-a", title="【广告】buy"),
+            item("e6", "em-a", title="python and chips"),
+        ],
+        T0,
+    )
+    store.apply_items(
+        "kj-b", [item("b1", "kj-b", title="python 3"), item("b2", "kj-b", title="rust 2")], T0
+    )
+    store.reapply_rules(rules(), T0)
+    for what, tables, skipped in EDITS:
+        ruleset = rules(*tables)
+        done = store.reapply_rules(ruleset, LATER)
+        assert done.skipped == skipped, what
+        as_the_rules_make_them(store, ruleset)
+        check(store)
+    assert sorted(titles(store)) == ["b1", "b2", "e1", "e2", "e3", "e4", "e6"]  # e5: 广告
+    assert keys(store, "tech") == ["e1", "e6"] and keys(store, "ads") == ["e2"]
+    assert keys(store, "news") == ["b1", "b2", "e2", "e3", "e4", "e6"]  # e1 unfiled (text)
+
+
+def test_an_edit_of_kept_rules_that_no_longer_compile_evaluates_everything(
+    store: Store,
+) -> None:
+    setup(store)
+    store.apply_items("em-a", [item("k1", "em-a", title="x"), item("k2", "em-a")], T0)
+    store.reapply_rules(rules({"match": "x", "action": "drop"}), T0)
+    with store.engine.begin() as conn:
+        conn.execute(update(applied_rules).values(rule='{"match": "(", "action": "drop"}'))
+    done = store.reapply_rules(
+        rules({"match": "x", "action": "drop"}, {"match": "y", "action": "drop"}), LATER
+    )
+    assert (done.evaluated, done.skipped) == (2, 0)
+
+
+def test_a_store_from_before_the_rules_were_kept_is_evaluated_in_full_once(db_url: str) -> None:
+    """Migration 0013 on a store whose items were made with rules known by digest only:
+    the first edit evaluates every item, and keeps the rules for the next."""
+    store = Store.open(db_url)
+    setup(store)
+    store.apply_items("em-a", [item("m1", "em-a", title="x"), item("m2", "em-a")], T0)
+    store.reapply_rules(rules({"match": "x", "action": "drop"}), T0)
+    with store.engine.begin() as conn:
+        drop_applied_rules(conn)
+        conn.execute(text("UPDATE alembic_version SET version_num = '0012'"))
+    store.close()
+    store = Store.open(db_url)  # migrates to head
+    try:
+        done = store.reapply_rules(
+            rules({"match": "x", "action": "drop"}, {"match": "m2", "action": "drop"}), LATER
+        )
+        assert (done.evaluated, done.skipped, done.dropped) == (2, 0, 1)
+        done = store.reapply_rules(rules({"match": "x", "action": "drop"}), LATER)
+        assert (done.evaluated, done.skipped, done.restored) == (2, 1, 1)
+        assert keys(store) == ["m2"]
+    finally:
+        store.close()

@@ -51,7 +51,9 @@ __all__ = [
     "compile_pattern",
     "compile_rules",
     "config_rules",
+    "rule_json",
     "rules_digest",
+    "rules_from_json",
 ]
 
 log = logging.getLogger("aggregator.rules")
@@ -80,6 +82,7 @@ class Rule:
     categories: frozenset[str] = frozenset()  #: only items filed in one of these; empty: all
     to: tuple[str, ...] = ()
     replace: str = ""
+    said: str = ""  #: what its table says, as JSON (``rule_json``): kept with the items
 
     @property
     def name(self) -> str:
@@ -228,6 +231,19 @@ def rules_digest(configs: Sequence[RuleConfig]) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def rule_json(config: RuleConfig) -> str:
+    """What one rule says, as the store keeps it (``rules_from_json`` reads it back)."""
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+
+
+def rules_from_json(said: Sequence[str]) -> RuleSet:
+    """The rules the store kept (``rule_json``), compiled again; raises ValueError where
+    one no longer validates."""
+    from aggregator.config.schema import RuleConfig
+
+    return compile_rules([RuleConfig(**json.loads(one)) for one in said])
+
+
 def compile_rules(configs: Sequence[RuleConfig], origins: Sequence[str] = ()) -> RuleSet:
     """The configured rules, compiled (the config validated every pattern already)."""
     rules = []
@@ -244,6 +260,7 @@ def compile_rules(configs: Sequence[RuleConfig], origins: Sequence[str] = ()) ->
                 categories=frozenset(c.categories),
                 to=tuple(c.to),
                 replace=c.replace or "",
+                said=rule_json(c),
             )
         )
     return RuleSet(rules, rules_digest(configs))

@@ -14,23 +14,38 @@ The digest of the rules the rows were made with is kept in ``meta``
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    bindparam,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
 
-from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
+from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules, rules_from_json
+from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import Inserts, chunks, upsert
 from aggregator.store.merge import Merged, merged_hash
+from aggregator.store.schema import applied_rules as applied
 from aggregator.store.schema import item_categories, item_versions, items, meta
+from aggregator.store.schema import sources as sources_t
 
-#: items read per round trip while evaluating
+#: items read per round trip while evaluating (by id range; by id list: BATCH_IDS)
 BATCH = 20_000
+BATCH_IDS = 500
 _DIGEST = "rules"
 
 _i = items.c
@@ -80,9 +95,14 @@ def body_column() -> Any:
 
 
 def stored_items(
-    conn: Connection, *, bodies: bool, source_id: str | None = None
+    conn: Connection,
+    *,
+    bodies: bool,
+    source_id: str | None = None,
+    ids: Sequence[int] | None = None,
 ) -> Iterator[Stored]:
-    """Every stored item (of ``source_id``), ``BATCH`` at a time, in id order.
+    """Every stored item (of ``source_id``; or those of ``ids``), ``BATCH`` at a time, in
+    id order.
 
     ``bodies``: read the body (rules on text or content); the view's ``content_html``
     holds it (the summary where there is no body).
@@ -91,30 +111,14 @@ def stored_items(
     columns.append(_i.post_category)
     if bodies:
         columns.append(body_column())
-    v, ic = item_versions.c, item_categories.c
-    last = 0
-    while True:
-        query = select(*columns).where(_i.id > last).order_by(_i.id).limit(BATCH)
-        if bodies:
-            query = query.select_from(texts.joined(items))
-        if source_id is not None:
-            query = query.where(_i.id.in_(select(v.item_id).where(v.source_id == source_id)))
-        rows = conn.execute(query).all()
-        if not rows:
-            return
-        lo, hi = rows[0][0], rows[-1][0]
-        last = hi
-        sources: dict[int, list[str]] = defaultdict(list)
-        base: dict[int, set[str]] = defaultdict(set)
-        for item_id, source, categories in conn.execute(
-            select(v.item_id, v.source_id, v.categories).where(v.item_id.between(lo, hi))
-        ):
-            sources[item_id].append(source)
-            base[item_id].update(categories)
+    query = select(*columns)
+    if bodies:
+        query = query.select_from(texts.joined(items))
+    ic = item_categories.c
+    for rows in _batches(conn, query, source_id, ids):
+        sources, base = _versions(conn, rows)
         filed: dict[int, set[str]] = defaultdict(set)
-        for item_id, category in conn.execute(
-            select(ic.item_id, ic.category_id).where(ic.item_id.between(lo, hi))
-        ):
+        for item_id, category in _of_items(conn, select(ic.item_id, ic.category_id), rows):
             filed[item_id].add(category)
         for r in rows:
             item_id = r[0]
@@ -136,6 +140,100 @@ def stored_items(
             )
 
 
+def _batches(
+    conn: Connection,
+    query: Select[Any],
+    source_id: str | None = None,
+    ids: Sequence[int] | None = None,
+    source_ids: Sequence[str] | None = None,
+) -> Iterator[Sequence[Any]]:
+    """``query``'s rows (its first column the item id), ``BATCH`` at a time in id order:
+    every item, those of ``source_id`` or of ``source_ids``, or those of ``ids``."""
+    v = item_versions.c
+    if ids is not None:
+        for part in chunks(sorted(ids), BATCH_IDS):
+            yield conn.execute(query.where(_i.id.in_(part)).order_by(_i.id)).all()
+        return
+    if source_id is not None:
+        query = query.where(_i.id.in_(select(v.item_id).where(v.source_id == source_id)))
+    if source_ids is not None:
+        query = query.where(_i.id.in_(select(v.item_id).where(v.source_id.in_(source_ids))))
+    last = 0
+    while True:
+        rows = conn.execute(query.where(_i.id > last).order_by(_i.id).limit(BATCH)).all()
+        if not rows:
+            return
+        last = rows[-1][0]
+        yield rows
+
+
+def _of_items(conn: Connection, query: Select[Any], rows: Sequence[Any]) -> Iterator[Any]:
+    """``query``'s rows (its first column an item id) for the items of ``rows`` (in id
+    order): one range where they are most of it, else lists of their ids."""
+    column = query.selected_columns[0]
+    lo, hi = rows[0][0], rows[-1][0]
+    if hi - lo < 2 * len(rows):
+        yield from conn.execute(query.where(column.between(lo, hi)))
+        return
+    for part in chunks([r[0] for r in rows]):
+        yield from conn.execute(query.where(column.in_(part)))
+
+
+def _versions(
+    conn: Connection, rows: Sequence[Any], *, categories: bool = True
+) -> tuple[dict[int, list[str]], dict[int, set[str]]]:
+    """Item id -> the sources carrying it, and -> the union of their categories, for the
+    items of ``rows``."""
+    v = item_versions.c
+    sources: dict[int, list[str]] = defaultdict(list)
+    base: dict[int, set[str]] = defaultdict(set)
+    if not categories:
+        for item_id, source in _of_items(conn, select(v.item_id, v.source_id), rows):
+            sources[item_id].append(source)
+        return sources, base
+    for item_id, source, named in _of_items(
+        conn, select(v.item_id, v.source_id, v.categories), rows
+    ):
+        sources[item_id].append(source)
+        base[item_id].update(named)
+    return sources, base
+
+
+def may_change(conn: Connection, change: Edit) -> tuple[int, list[int]]:
+    """How many items the edit's check looked at, and the ids of those some changed rule
+    could act on (window.py); the check reads only what its rules read."""
+    fields = change.fields
+    columns: list[Any] = [_i.id, _i.key, _i.title, _i.base_title]
+    columns.append(_i.author if "author" in fields else null())
+    columns.append(_i.link if "link" in fields else null())
+    query = select(*columns)
+    if "text" in fields or "content" in fields:
+        columns.append(body_column())
+        query = select(*columns).select_from(texts.joined(items))
+    source_ids = None
+    if change.sources is not None:
+        every = conn.execute(select(sources_t.c.id)).scalars()
+        source_ids = [sid for sid in every if any(fnmatchcase(sid, g) for g in change.sources)]
+    looked = 0
+    flagged: list[int] = []
+    for rows in _batches(conn, query, source_ids=source_ids):
+        carried, _ = _versions(conn, rows, categories=False)
+        looked += len(rows)
+        for r in rows:
+            view = ItemView(
+                key=r[1],
+                title=r[3] if r[3] is not None else r[2],
+                sources=tuple(sorted(carried[r[0]])),
+                categories=(),
+                content_html=r[6] if len(r) > 6 else None,
+                author=r[4],
+                link=r[5],
+            )
+            if change.may_change(view):
+                flagged.append(r[0])
+    return looked, flagged
+
+
 def needs_bodies(rules: RuleSet) -> bool:
     return any(r.field in ("text", "content", "any") for r in rules.rules)
 
@@ -150,40 +248,69 @@ def differs(stored: Stored, outcome: RuleOutcome) -> bool:
 class Reapplied:
     """What re-applying changed rules did to the stored items."""
 
-    evaluated: int = 0
+    evaluated: int = 0  #: items looked at
     changed: int = 0  #: items whose title, categories or dropped state changed
     dropped: int = 0  #: of those, newly dropped
     restored: int = 0  #: of those, no longer dropped
     changed_categories: frozenset[str] = field(default_factory=frozenset)
     current: bool = False  #: the rules had not changed: nothing was evaluated
+    #: items looked at that no changed rule could act on (window.py): not evaluated again
+    skipped: int = 0
+
+
+def applied_rules(conn: Connection, stored: int | None) -> RuleSet | None:
+    """The rules the stored items were made with (digest ``stored``); None: not known
+    (a store from before they were kept, or kept rules that no longer compile)."""
+    if stored is None:
+        return None
+    said = conn.execute(select(applied.c.rule).order_by(applied.c.position)).scalars().all()
+    try:
+        old = rules_from_json(said)
+    except ValueError:
+        return None
+    return old if digest_value(old.digest) == stored else None
+
+
+def _keep(conn: Connection, rules: RuleSet) -> None:
+    """``rules`` as the ones the stored items are now made with: digest and each rule."""
+    value = digest_value(rules.digest)
+    upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
+    conn.execute(delete(applied))
+    if rules.rules:
+        conn.execute(insert(applied), [{"position": r.number, "rule": r.said} for r in rules.rules])
 
 
 def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
-    """Evaluate every stored item again when the rules differ from the stored digest."""
+    """Evaluate the stored items again when the rules differ from the stored digest: after
+    an edit, only those the changed rules could act on (window.py), else every one."""
     cats.lock_items(conn)
     stored = stored_digest(conn)
     value = digest_value(rules.digest)
     if stored == value:
         return Reapplied(current=True)
     if stored is None and not rules.rules:  # every row was made without rules: as they are
-        upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
+        _keep(conn, rules)
         return Reapplied()
+    old = applied_rules(conn, stored)
+    change = edit(old, rules) if old is not None else None
+    looked, ids = may_change(conn, change) if change is not None else (0, None)
     evaluated = 0
     moved: list[tuple[Stored, RuleOutcome]] = []
-    for one in stored_items(conn, bodies=needs_bodies(rules)):
+    for one in stored_items(conn, bodies=needs_bodies(rules), ids=ids):
         evaluated += 1
         outcome = apply_rules(rules, one.view)
         if differs(one, outcome):
             moved.append((one, outcome))
     changed_categories = _write(conn, moved, now) if moved else set()
     cats.bump(conn, changed_categories, [s.view.key for s, _ in moved])  # posts follow them
-    upsert(conn, meta, [{"name": _DIGEST, "value": value}], ["name"], ["value"])
+    _keep(conn, rules)
     return Reapplied(
-        evaluated=evaluated,
+        evaluated=max(looked, evaluated),
         changed=len(moved),
         dropped=sum(1 for s, o in moved if o.dropped and not s.dropped),
         restored=sum(1 for s, o in moved if s.dropped and not o.dropped),
         changed_categories=frozenset(changed_categories),
+        skipped=looked - evaluated if ids is not None else 0,
     )
 
 

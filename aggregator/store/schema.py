@@ -349,6 +349,15 @@ meta = Table(
     Column("value", BigInteger, nullable=False),
 )
 
+#: the rules of meta 'rules', one row each in config order (its JSON): what changed in an
+#: edit, so a re-application evaluates only the items the changed rules could act on
+applied_rules = Table(
+    "applied_rules",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("rule", Text, nullable=False),
+)
+
 #: per category: the value of meta 'changes' when its entries last changed
 category_changes = Table(
     "category_changes",
