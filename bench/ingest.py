@@ -53,7 +53,13 @@ def main() -> int:
     ap.add_argument("--dedupe", choices=("off", "links", "similar"), default="links")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--database", help="a PostgreSQL server URL (default: a SQLite file)")
+    ap.add_argument(
+        "--copy", choices=("on", "off"), default="on", help="PostgreSQL: COPY or executemany"
+    )
     args = ap.parse_args()
+    from aggregator.store import bulk
+
+    bulk.COPY = args.copy == "on"
     similar = _dedupe_mode(args.dedupe)
 
     from aggregator.config import load_config
@@ -142,7 +148,8 @@ def main() -> int:
         else f", {args.workers} workers"
     )
     print(
-        f"\ningest (dedupe {args.dedupe}, {'PostgreSQL' if args.database else 'SQLite'}), "
+        f"\ningest (dedupe {args.dedupe}, "
+        f"{f'PostgreSQL, COPY {args.copy}' if args.database else 'SQLite'}), "
         f"{manifest.feeds} feeds x {manifest.items} items = {total:,} items, "
         f"median of {args.runs}: {med['items_per_s']:,.0f} items/s ({med['wall']:.2f} s{split}); "
         f"CPU {med['cpu']:.2f} s = {total / med['cpu']:,.0f} items per CPU-second; "

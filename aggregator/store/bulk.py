@@ -12,6 +12,8 @@ T = TypeVar("T")
 
 #: values per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
 CHUNK = 500
+#: PostgreSQL: Inserts by COPY, not executemany (bench/README.md, issue 19)
+COPY = True
 
 
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
@@ -72,6 +74,10 @@ class Inserts:
     slower on PostgreSQL than psycopg's executemany: a long multi-row VALUES (parsed again
     on every call) and INSERT … SELECT FROM unnest(arrays) (bodies escaped into array
     text). No RETURNING: the drivers' executemany has none.
+
+    On PostgreSQL the rows go in by COPY when ``COPY`` is on: straight into the table, or
+    (``skip_existing``) into a temporary staging table and from there with one INSERT …
+    SELECT … ON CONFLICT DO NOTHING.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class Inserts:
         self.columns = tuple(columns)
         self.skip_existing = tuple(skip_existing)
         self._plans: dict[str, tuple[str, Any]] = {}  #: dialect name -> (sql, row maker)
+        self._copy_maker: Callable[[Mapping[str, Any]], Any] | None = None
 
     def _statement(self, dialect: Dialect) -> Any:
         if not self.skip_existing:
@@ -112,10 +119,52 @@ class Inserts:
         return plan
 
     def execute(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        if COPY and conn.dialect.name == "postgresql":
+            self._copy(conn, rows)
+            return
         sql, make = self._plan(conn.dialect)
         params = [make(row) for row in rows]
         if params:
             conn.exec_driver_sql(sql, params)
+
+    def _copy(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        make = self._copy_maker
+        if make is None:
+            dialect = conn.dialect
+            make = self._copy_maker = _row_maker(
+                self.columns,
+                [
+                    self.table.c[n].type.dialect_impl(dialect).bind_processor(dialect)
+                    for n in self.columns
+                ],
+                True,
+            )
+        values = [make(row) for row in rows]
+        if not values:
+            return
+        names = ", ".join(f'"{n}"' for n in self.columns)
+        target = f'"{self.table.name}"'
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cursor:
+            if self.skip_existing:
+                stage = f'"stage_{self.table.name}"'
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
+                    f"(LIKE {target} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+                )
+                into = stage
+            else:
+                into = target
+            with cursor.copy(f"COPY {into} ({names}) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row(value)
+            if self.skip_existing:
+                keys = ", ".join(f'"{k}"' for k in self.skip_existing)
+                cursor.execute(
+                    f"INSERT INTO {target} ({names}) SELECT {names} FROM {into} "
+                    f"ON CONFLICT ({keys}) DO NOTHING"
+                )
+                cursor.execute(f"DELETE FROM {into}")
 
 
 def _row_maker(
