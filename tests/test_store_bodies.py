@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import Connection, func, select, text
 
 from aggregator.dedupe import dedupe_feed
@@ -206,3 +207,27 @@ def test_the_downgrade_puts_the_texts_back(store: Store) -> None:
             text("SELECT key, content_raw, content_html FROM items ORDER BY key")
         ).all()
     assert [tuple(r) for r in rows] == [("p", PLAIN, PLAIN), ("s", SAFE, clean_html(SAFE))]
+
+
+def test_rows_copied_in_are_the_rows_executemany_writes(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bulk.COPY (PostgreSQL): the same entries and bodies, a body met twice stored once."""
+    from aggregator.store import bulk
+
+    seen: dict[bool, tuple[list[Entry], int]] = {}
+    for copy in (False, True):
+        monkeypatch.setattr(bulk, "COPY", copy)
+        store = Store.open(pg_url)
+        try:
+            with store.engine.begin() as conn:  # one schema for both: empty it
+                conn.execute(text("DELETE FROM items"))
+                conn.execute(text("DELETE FROM bodies"))
+            store.sync_config([src("a"), src("b")], CATEGORIES, T0)
+            store.apply_items("a", [body_item(k, r) for k, r in (("u", UNSAFE), ("s", SAFE))], T0)
+            store.apply_items("b", [body_item("u", UNSAFE, "b"), body_item("p", PLAIN, "b")], T1)
+            seen[copy] = (store.entries(None, None), count(store, bodies))
+        finally:
+            store.close()
+    assert seen[True] == seen[False]
+    assert seen[True][1] == 3

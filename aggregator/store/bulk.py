@@ -12,7 +12,8 @@ T = TypeVar("T")
 
 #: values per IN list: far below SQLite's and PostgreSQL's bound-parameter limits
 CHUNK = 500
-#: PostgreSQL: Inserts by COPY, not executemany (bench/README.md, issue 19)
+#: PostgreSQL: Inserts by COPY instead of executemany: as fast at a source's batch, 15 %
+#: less CPU in the client (bench/README.md, issue 19; ``bench/ingest.py --copy off``)
 COPY = True
 
 
@@ -75,7 +76,7 @@ class Inserts:
     on every call) and INSERT … SELECT FROM unnest(arrays) (bodies escaped into array
     text). No RETURNING: the drivers' executemany has none.
 
-    On PostgreSQL the rows go in by COPY when ``COPY`` is on: straight into the table, or
+    On PostgreSQL the rows go in by COPY (``COPY``): straight into the table, or
     (``skip_existing``) into a temporary staging table and from there with one INSERT …
     SELECT … ON CONFLICT DO NOTHING.
     """
