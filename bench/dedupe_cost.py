@@ -40,8 +40,6 @@ def main() -> int:
 
     from aggregator import dedupe
     from aggregator.config import load_config
-    from aggregator.model import Fetched
-    from aggregator.parse import parse_feed
     from aggregator.similar import SimilarRule
     from aggregator.store import Store, items
 
@@ -63,12 +61,7 @@ def main() -> int:
         cfg_path = Path(tmp) / "aggregator.toml"
         genfeeds.write_aggregator_config(cfg_path, manifest, "http://127.0.0.1:9/")
         config = load_config(cfg_path)
-        parsed = []
-        for source, spec in zip(config.sources, manifest.specs, strict=True):
-            body = (set_dir / "feeds" / spec.path).read_bytes()
-            ctype = "application/rss+xml" if spec.kind == "rss" else "application/atom+xml"
-            fetched = Fetched(source.url, 200, body, {"content-type": ctype}, datetime.now(UTC), 0)
-            parsed.append((source, parse_feed(fetched, tz=config.aggregator.tz)))
+        parsed = genfeeds.parse_set(set_dir, manifest, config)
         total = sum(len(p.items) for _, p in parsed)
         categories = [c for c in (config.category(cid) for cid in config.categories) if c]
         for rnd in range(1, args.rounds + 1):

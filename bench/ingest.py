@@ -64,8 +64,6 @@ def main() -> int:
 
     from aggregator.config import load_config
     from aggregator.dedupe import dedupe_feed
-    from aggregator.model import Fetched
-    from aggregator.parse import parse_feed
     from aggregator.store import Store
 
     set_dir = args.out / "sets" / f"{args.feeds}x{args.items}-s{args.seed}"
@@ -76,16 +74,8 @@ def main() -> int:
         cfg_path = Path(tmp) / "aggregator.toml"
         genfeeds.write_aggregator_config(cfg_path, manifest, base)
         config = load_config(cfg_path)
-        tz = config.aggregator.tz
         started = time.perf_counter()
-        parsed = []
-        for source, spec in zip(config.sources, manifest.specs, strict=True):
-            body = (set_dir / "feeds" / spec.path).read_bytes()
-            ctype = "application/rss+xml" if spec.kind == "rss" else "application/atom+xml"
-            fetched = Fetched(
-                source.url, 200, body, {"content-type": ctype}, datetime.now(UTC), 0.0
-            )
-            parsed.append((source, parse_feed(fetched, tz=tz)))
+        parsed = genfeeds.parse_set(set_dir, manifest, config)
         parse_s = time.perf_counter() - started
         total = sum(len(p.items) for _, p in parsed)
         print(

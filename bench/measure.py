@@ -117,10 +117,10 @@ def run(
     )
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Sum of RSS over ``root`` and its descendants, from /proc."""
+def tree_stats(root: int) -> dict[int, list[bytes]]:
+    """The /proc stat fields (after the name) of ``root`` and its descendants, by pid."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
+    stats: dict[int, list[bytes]] = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -132,15 +132,20 @@ def _tree_rss_kb(root: int) -> int:
         fields = stat[stat.rfind(b")") + 2 :].split()
         pid = int(name)
         parents[pid] = int(fields[1])
-        rss[pid] = int(fields[21]) * PAGE_KB
-    total = 0
-    for pid in rss:
+        stats[pid] = fields
+    tree = {}
+    for pid, fields in stats.items():
         p = pid
         while p and p != root:
             p = parents.get(p, 0)
         if p == root:
-            total += rss[pid]
-    return total
+            tree[pid] = fields
+    return tree
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Sum of RSS over ``root`` and its descendants, from /proc."""
+    return sum(int(fields[21]) * PAGE_KB for fields in tree_stats(root).values())
 
 
 def _killpg(pid: int) -> None:

@@ -161,30 +161,10 @@ def _count(db: Path, sql: str) -> int:
 def tree_cpu(root: int) -> tuple[float, int]:
     """CPU seconds (user+sys, live processes and the children they reaped) of ``root``'s
     process tree, and how many processes it has."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        pid = int(name)
-        parents[pid] = int(fields[1])
-        # utime, stime, cutime, cstime (fields 14-17 of stat; 11-14 after the name)
-        ticks[pid] = sum(int(x) for x in fields[11:15])
-    total = count = 0
-    for pid in ticks:
-        p = pid
-        while p and p != root:
-            p = parents.get(p, 0)
-        if p == root:
-            total += ticks[pid]
-            count += 1
-    return total / TICKS, count
+    tree = measure.tree_stats(root)
+    # utime, stime, cutime, cstime (fields 14-17 of stat; 11-14 after the name)
+    ticks = sum(sum(int(x) for x in fields[11:15]) for fields in tree.values())
+    return ticks / TICKS, len(tree)
 
 
 def spread_due(db: Path, start: dt.datetime) -> None:
