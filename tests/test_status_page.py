@@ -22,9 +22,10 @@ from lxml import html
 
 from aggregator.config import Config, load_config
 from aggregator.daemon.writer import OutputWriter
-from aggregator.model import Category, Item, PollStatus, SourceState
+from aggregator.model import Category, PollStatus, SourceState
 from aggregator.outputs import write_outputs
 from aggregator.store import Store
+from tests.test_health_feed import _item as item
 
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)  #: far from today: the clock would show
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -42,26 +43,6 @@ def instance(tmp_path: Path, name: str, db_url: str) -> Config:
         encoding="utf-8",
     )
     return load_config(path)
-
-
-def item(key: str, source: str) -> Item:
-    return Item(
-        key=key,
-        source_id=source,
-        priority=0,
-        title=key,
-        link=f"https://example.org/{key}",
-        guid=key,
-        infocode=None,
-        content_raw=None,
-        content_html=f"<p>{key}</p>",
-        summary_html=None,
-        author=None,
-        published=T0,
-        updated=T0,
-        categories=("news",),
-        content_hash=key,
-    )
 
 
 def polled(source: str, at: datetime, **kw: object) -> SourceState:
