@@ -132,11 +132,11 @@ def test_scripts_run_installs_into_a_venv_of_the_system_python(tmp_path: Path) -
 
 
 def test_readme_setup_is_two_commands_in_a_venv() -> None:
-    """The README's first command makes its venv itself; its test command is scripts/test."""
+    """The README's two set-up commands are scripts/test (what CI runs) and scripts/run."""
     readme = (ROOT / "README.md").read_text("utf-8")
     setup = readme.split("## Set-up", 1)[1].split("\n## ", 1)[0]
     commands = [line.strip() for line in setup.splitlines() if line.startswith("    ")]
-    assert commands[:2] == ["./scripts/run", "./scripts/test"], commands
+    assert commands[:2] == ["./scripts/test", "./scripts/run"], commands
     first_pip = next(line for line in readme.splitlines() if "pip install" in line)
     assert "venv" in first_pip, first_pip
     # the example config the first command runs on is in the repository (a fresh clone has it)
