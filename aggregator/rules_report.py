@@ -17,7 +17,7 @@ from rich.table import Table
 from aggregator.config import Config
 from aggregator.rules import Effect, Rule, RuleSet, apply_rules, config_rules
 from aggregator.store import Store
-from aggregator.store.rulings import Stored, differs, needs_bodies
+from aggregator.store.rulings import Stored, differs
 
 #: examples shown per rule
 EXAMPLES = 3
@@ -108,7 +108,7 @@ def print_rules_report(
     rules = config_rules(config)
     store = Store.open_readonly(config.aggregator.database)
     try:
-        report = evaluate(rules, store.stored_items(bodies=needs_bodies(rules), source_id=source))
+        report = evaluate(rules, store.stored_items(fields=rules.fields, source_id=source))
     finally:
         store.close()
     out = console or Console(width=200 if not _tty() else None)

@@ -109,7 +109,7 @@ def build_store(path: Path, items: int, seed: int) -> None:
     """``items`` merged items, each from one of SOURCES sources, written in bulk."""
     from aggregator.config import SourceConfig
     from aggregator.model import Category
-    from aggregator.rules import NO_RULES
+    from aggregator.rules import NO_RULES, body_text
     from aggregator.store import Store
     from aggregator.store.bodies import digest
     from aggregator.store.schema import bodies, item_categories, item_versions
@@ -133,7 +133,12 @@ def build_store(path: Path, items: int, seed: int) -> None:
         published = story.published.astimezone(UTC)
         key = f"src:{source.id}:guid:{n}"
         body = digest(story.body, None, story.body)  # the raw body is the sanitized one
-        texts[body] = {"hash": body, "content_html": story.body, "raw_is_html": True}
+        texts[body] = {
+            "hash": body,
+            "content_html": story.body,
+            "raw_is_html": True,
+            "plain_text": body_text(story.body),  # as bodies.write derives it
+        }
         common = {
             "title": story.title,
             "link": f"https://news.example.org/{source.id}/{n}.html",

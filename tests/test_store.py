@@ -85,7 +85,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0013"
+        assert head_revision() == "0014"
     finally:
         store.close()
 
@@ -607,8 +607,19 @@ def test_upgrade_to_the_one_hash_changes_no_item(db_url: str) -> None:
         store.close()
 
 
+def drop_plain_texts(conn: Connection) -> None:
+    """A store before 0014: no body's plain text kept beside it."""
+    from sqlalchemy import inspect
+
+    if inspect(conn).has_table("bodies") and "plain_text" in {
+        c["name"] for c in inspect(conn).get_columns("bodies")
+    }:
+        conn.execute(text("ALTER TABLE bodies DROP COLUMN plain_text"))
+
+
 def drop_applied_rules(conn: Connection) -> None:
     """A store before 0013: the rules its items were made with known by digest only."""
+    drop_plain_texts(conn)
     conn.execute(text("DROP TABLE IF EXISTS applied_rules"))
 
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+import pytest
+from sqlalchemy import inspect, select, text, update
 
 from aggregator.config.schema import RuleConfig
 from aggregator.model import Category
 from aggregator.rules import RuleSet, apply_rules, compile_rules
-from aggregator.store import Store
+from aggregator.store import Store, rulings
 from aggregator.store.rulings import differs
-from aggregator.store.schema import applied_rules, item_versions
-from tests.test_store import T0, drop_applied_rules, item, keys, src
+from aggregator.store.schema import applied_rules, bodies, item_versions, items
+from tests.test_store import T0, downgrade, drop_applied_rules, drop_plain_texts, item, keys, src
 from tests.test_store_counts import check
 
 LATER = T0 + timedelta(hours=1)
@@ -162,15 +163,17 @@ def test_stored_items_read_only(store: Store) -> None:
     setup(store)
     store.apply_items("em-a", [item("i1", "em-a"), item("i2", "em-a")], T0)
     store.apply_items("kj-b", [item("i3", "kj-b")], T0)
-    assert [s.view.key for s in store.stored_items(bodies=False)] == ["i1", "i2", "i3"]
-    only = list(store.stored_items(bodies=True, source_id="kj-b"))
+    assert [s.view.key for s in store.stored_items(fields=())] == ["i1", "i2", "i3"]
+    assert [s.view.text for s in store.stored_items(fields=("title",))] == [None] * 3
+    only = list(store.stored_items(fields=("content", "text"), source_id="kj-b"))
     assert [s.view.key for s in only] == ["i3"]
     assert only[0].view.content_html == "<p>body of i3</p>"
+    assert only[0].view.text == "body of i3"
 
 
 def as_the_rules_make_them(store: Store, ruleset: RuleSet) -> None:
     """Every stored item is what ``ruleset`` makes of it (as a full evaluation leaves it)."""
-    for one in store.stored_items(bodies=True):
+    for one in store.stored_items(fields=ruleset.fields):
         assert not differs(one, apply_rules(ruleset, one.view)), one.view.key
 
 
@@ -311,5 +314,128 @@ def test_a_store_from_before_the_rules_were_kept_is_evaluated_in_full_once(db_ur
         done = store.reapply_rules(rules({"match": "x", "action": "drop"}), LATER)
         assert (done.evaluated, done.skipped, done.restored) == (2, 1, 1)
         assert keys(store) == ["m2"]
+    finally:
+        store.close()
+
+
+# the plain texts kept with the bodies, and re-applying a batch at a time (issue 16) -------
+
+
+def plain_texts(store: Store) -> dict[str, str | None]:
+    """Item key -> its body's kept plain text."""
+    i = items.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(i.key, bodies.c.plain_text).select_from(
+                items.join(bodies, bodies.c.hash == i.body)
+            )
+        )
+        return {key: plain for key, plain in rows}
+
+
+def set_plain_text(store: Store, key: str, value: str | None) -> None:
+    with store.engine.begin() as conn:
+        body = conn.execute(select(items.c.body).where(items.c.key == key)).scalar_one()
+        conn.execute(update(bodies).where(bodies.c.hash == body).values(plain_text=value))
+
+
+def test_bodies_keep_their_plain_text_and_reapply_reads_it(store: Store) -> None:
+    """The text rules read is derived once, as the body is stored; re-applying reads the
+    kept text (here altered, to tell), and derives it where none is kept."""
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [
+            item("p1", "em-a", content_html="<p>a <b>gadget</b> &amp;\n more</p><p>x</p>"),
+            item("p2", "em-a", content_html=None, summary_html="<p>just   a summary</p>"),
+            item("p3", "em-a"),
+        ],
+        T0,
+    )
+    assert plain_texts(store) == {
+        "p1": "a gadget & more x",
+        "p2": "just a summary",
+        "p3": "body of p3",
+    }
+    set_plain_text(store, "p3", "a secret word")
+    set_plain_text(store, "p1", None)  # as a row the upgrade had not reached
+    done = store.reapply_rules(
+        rules(
+            {"field": "text", "match": "secret", "action": "drop"},
+            {"field": "any", "match": "gadget", "action": "file", "to": ["tech"]},
+        ),
+        LATER,
+    )
+    assert (done.evaluated, done.changed, done.dropped) == (3, 2, 1)
+    assert keys(store) == ["p1", "p2"] and keys(store, "tech") == ["p1"]
+    check(store)
+
+
+def test_reapply_a_batch_at_a_time_is_the_full_evaluation(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items read, evaluated and written in batches (here of two) come out as one full
+    evaluation makes them, counts and change stamps included: a moved item carries the
+    re-application's stamp, an item left alone keeps its own."""
+    monkeypatch.setattr(rulings, "BATCH", 2)
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [item(f"e{n}", "em-a", title=t) for n, t in enumerate(["广告 a", "chip", "x", "chip y"])],
+        T0,
+    )
+    store.apply_items("kj-b", [item(f"b{n}", "kj-b", title=f"chip {n}") for n in range(3)], T0)
+    store.apply_items("kj-c", [item("c0", "kj-c", title="plain")], T0)
+    store.reapply_rules(rules(), T0)
+    before = stamps(store)
+    ruleset = rules(
+        {"match": "广告", "action": "drop"},
+        {"match": "chip", "action": "file", "to": ["tech"]},
+        {"match": "^chip ", "action": "retitle", "replace": "CHIP "},
+        {"match": "2", "action": "keep", "sources": ["kj-b"]},
+    )
+    done = store.reapply_rules(ruleset, LATER)
+    assert (done.evaluated, done.changed, done.dropped) == (8, 6, 3)
+    as_the_rules_make_them(store, ruleset)
+    check(store)
+    after = stamps(store)
+    moved = {k for k in after if after[k] != before[k]}
+    assert moved == {"e0", "e1", "e3", "b0", "b1", "b2"}
+    assert len({after[k] for k in moved}) == 1 and after["e1"] > max(before.values())
+
+
+def stamps(store: Store) -> dict[str, int]:
+    """Item key -> the change counter it carries."""
+    with store.engine.connect() as conn:
+        return {k: c for k, c in conn.execute(select(items.c.key, items.c.changed))}
+
+
+def test_the_upgrade_to_0014_derives_every_plain_text(db_url: str) -> None:
+    """Migration 0014 on a store with bodies: each gets the text rules read; the downgrade
+    takes the column away again."""
+    store = Store.open(db_url)
+    try:
+        setup(store)
+        store.apply_items(
+            "em-a",
+            [
+                item("u1", "em-a", content_html="<p>one&nbsp;<i>two</i></p>"),
+                item("u2", "em-a", content_html="", summary_html="<div>three</div>"),
+                item("u3", "em-a", content_html=None, content_raw=None),
+            ],
+            T0,
+        )
+        kept = plain_texts(store)
+        with store.engine.begin() as conn:
+            drop_plain_texts(conn)
+            conn.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+    finally:
+        store.close()
+    store = Store.open(db_url)  # migrates to head
+    try:
+        assert plain_texts(store) == kept == {"u1": "one two", "u2": "three"}
+        with store.engine.begin() as conn:
+            downgrade(conn, "0013")
+            assert "plain_text" not in {c["name"] for c in inspect(conn).get_columns("bodies")}
     finally:
         store.close()

@@ -13,6 +13,10 @@ winning version's row. A merged item's body is always one of its versions'
 (the merge copies the winner's), so a row that no version names is unused:
 the writes that stop naming one (a changed version, prune) delete it
 (``collect``), asking only the versions' index on ``body``.
+
+Each row also keeps the body's plain text as rules on ``text`` read it, derived
+once as the row is written: re-applying rules to every stored item then reads
+it rather than taking the HTML apart again (issue 16).
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ from sqlalchemy import ColumnElement, Connection, Join, Table, bindparam, case, 
 from sqlalchemy import select as select_
 
 from aggregator.model import Item
+from aggregator.rules import body_text
 from aggregator.store.bulk import Inserts, chunks
 from aggregator.store.schema import bodies, item_versions
 
 _b = bodies.c
 _INSERT = Inserts(
     bodies,
-    ("hash", "content_html", "summary_html", "content_raw", "raw_is_html"),
+    ("hash", "content_html", "summary_html", "content_raw", "raw_is_html", "plain_text"),
     skip_existing=("hash",),
 )
 _UNUSED = delete(bodies).where(
@@ -47,6 +52,8 @@ CONTENT_RAW: ColumnElement[Any] = case(
     (_b.raw_is_html, _b.content_html), else_=_b.content_raw
 ).label("content_raw")
 COLUMNS = (CONTENT_HTML, SUMMARY_HTML, CONTENT_RAW)
+#: the body's plain text as rules read it (None: not derived, as in a row from before 0014)
+PLAIN_TEXT = _b.plain_text
 
 
 def joined(table: Table) -> Join:
@@ -101,6 +108,7 @@ def write(conn: Connection, items: Iterable[Item]) -> dict[str, bytes | None]:
             "summary_html": item.summary_html,
             "content_raw": None if same else raw,
             "raw_is_html": same,
+            "plain_text": body_text(html or item.summary_html),
         }
     _INSERT.execute(conn, rows.values())
     return keys

@@ -14,7 +14,7 @@ The digest of the rules the rows were made with is kept in ``meta``
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -24,6 +24,7 @@ from sqlalchemy import (
     Connection,
     Select,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -32,7 +33,14 @@ from sqlalchemy import (
     update,
 )
 
-from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules, rules_from_json
+from aggregator.rules import (
+    ItemView,
+    RuleOutcome,
+    RuleSet,
+    apply_rules,
+    body_text,
+    rules_from_json,
+)
 from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
@@ -59,6 +67,7 @@ _UPDATE = (
         content_hash=bindparam("content_hash"),
         post_category=bindparam("post_category"),
         updated=bindparam("updated"),
+        changed=bindparam("changed"),
     )
 )
 _UNFILE = delete(item_categories).where(
@@ -94,25 +103,44 @@ def body_column() -> Any:
     return func.coalesce(func.nullif(texts.CONTENT_HTML, ""), texts.SUMMARY_HTML)
 
 
+def text_columns(fields: Collection[str]) -> list[Any]:
+    """What to read of each item's body for rules reading ``fields``: its plain text (and
+    the body only where that was never derived, bodies.py), its HTML for ``content``."""
+    plain = texts.PLAIN_TEXT
+    text = [plain, case((plain.is_(None), body_column()))] if "text" in fields else [null()] * 2
+    return [*text, body_column() if "content" in fields else null()]
+
+
+def _text(plain: str | None, body: str | None) -> str | None:
+    """The plain text read (``text_columns``), else derived from the body read in its place."""
+    return plain if plain is not None or body is None else body_text(body)
+
+
 def stored_items(
     conn: Connection,
     *,
-    bodies: bool,
+    fields: Collection[str],
     source_id: str | None = None,
     ids: Sequence[int] | None = None,
 ) -> Iterator[Stored]:
-    """Every stored item (of ``source_id``; or those of ``ids``), ``BATCH`` at a time, in
-    id order.
+    """Every stored item (of ``source_id``; or those of ``ids``) in id order, with what
+    rules reading ``fields`` need of its body (the view's ``text`` and ``content_html``)."""
+    for batch in _stored_batches(conn, fields, source_id=source_id, ids=ids):
+        yield from batch
 
-    ``bodies``: read the body (rules on text or content); the view's ``content_html``
-    holds it (the summary where there is no body).
-    """
+
+def _stored_batches(
+    conn: Connection,
+    fields: Collection[str],
+    *,
+    source_id: str | None = None,
+    ids: Sequence[int] | None = None,
+) -> Iterator[list[Stored]]:
+    """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time."""
     columns = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author, _i.link]
-    columns.append(_i.post_category)
-    if bodies:
-        columns.append(body_column())
+    columns += [_i.post_category, *text_columns(fields)]
     query = select(*columns)
-    if bodies:
+    if "text" in fields or "content" in fields:
         query = query.select_from(texts.joined(items))
     ic = item_categories.c
     for rows in _batches(conn, query, source_id, ids):
@@ -120,24 +148,28 @@ def stored_items(
         filed: dict[int, set[str]] = defaultdict(set)
         for item_id, category in _of_items(conn, select(ic.item_id, ic.category_id), rows):
             filed[item_id].add(category)
-        for r in rows:
-            item_id = r[0]
-            yield Stored(
-                item_id=item_id,
-                view=ItemView(
-                    key=r[1],
-                    title=r[3] if r[3] is not None else r[2],
-                    sources=tuple(sorted(sources[item_id])),
-                    categories=tuple(sorted(base[item_id])),
-                    content_html=r[8] if bodies else None,
-                    author=r[5],
-                    link=r[6],
-                ),
-                title=r[2],
-                dropped=bool(r[4]),
-                filed=frozenset(filed[item_id]),
-                post_category=r[7],
+        batch = []
+        for item_id, key, title, base_title, dropped, author, link, post, text, body, html in rows:
+            batch.append(
+                Stored(
+                    item_id=item_id,
+                    view=ItemView(
+                        key=key,
+                        title=base_title if base_title is not None else title,
+                        sources=tuple(sorted(sources[item_id])),
+                        categories=tuple(sorted(base[item_id])),
+                        content_html=html,
+                        author=author,
+                        link=link,
+                        text=_text(text, body),
+                    ),
+                    title=title,
+                    dropped=bool(dropped),
+                    filed=frozenset(filed[item_id]),
+                    post_category=post,
+                )
             )
+        yield batch
 
 
 def _batches(
@@ -206,10 +238,9 @@ def may_change(conn: Connection, change: Edit) -> tuple[int, list[int]]:
     columns: list[Any] = [_i.id, _i.key, _i.title, _i.base_title]
     columns.append(_i.author if "author" in fields else null())
     columns.append(_i.link if "link" in fields else null())
-    query = select(*columns)
+    query = select(*columns, *text_columns(fields))
     if "text" in fields or "content" in fields:
-        columns.append(body_column())
-        query = select(*columns).select_from(texts.joined(items))
+        query = query.select_from(texts.joined(items))
     source_ids = None
     if change.sources is not None:
         every = conn.execute(select(sources_t.c.id)).scalars()
@@ -219,23 +250,20 @@ def may_change(conn: Connection, change: Edit) -> tuple[int, list[int]]:
     for rows in _batches(conn, query, source_ids=source_ids):
         carried, _ = _versions(conn, rows, categories=False)
         looked += len(rows)
-        for r in rows:
+        for item_id, key, title, base_title, author, link, text, body, html in rows:
             view = ItemView(
-                key=r[1],
-                title=r[3] if r[3] is not None else r[2],
-                sources=tuple(sorted(carried[r[0]])),
+                key=key,
+                title=base_title if base_title is not None else title,
+                sources=tuple(sorted(carried[item_id])),
                 categories=(),
-                content_html=r[6] if len(r) > 6 else None,
-                author=r[4],
-                link=r[5],
+                content_html=html,
+                author=author,
+                link=link,
+                text=_text(text, body),
             )
             if change.may_change(view):
-                flagged.append(r[0])
+                flagged.append(item_id)
     return looked, flagged
-
-
-def needs_bodies(rules: RuleSet) -> bool:
-    return any(r.field in ("text", "content", "any") for r in rules.rules)
 
 
 def differs(stored: Stored, outcome: RuleOutcome) -> bool:
@@ -282,7 +310,10 @@ def _keep(conn: Connection, rules: RuleSet) -> None:
 
 def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     """Evaluate the stored items again when the rules differ from the stored digest: after
-    an edit, only those the changed rules could act on (window.py), else every one."""
+    an edit, only those the changed rules could act on (window.py), else every one.
+
+    Read, evaluated and written a batch at a time; only the items whose outcome differs
+    are written, in one statement per table and batch."""
     cats.lock_items(conn)
     stored = stored_digest(conn)
     value = digest_value(rules.digest)
@@ -295,86 +326,127 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     change = edit(old, rules) if old is not None else None
     looked, ids = may_change(conn, change) if change is not None else (0, None)
     evaluated = 0
-    moved: list[tuple[Stored, RuleOutcome]] = []
-    for one in stored_items(conn, bodies=needs_bodies(rules), ids=ids):
-        evaluated += 1
-        outcome = apply_rules(rules, one.view)
-        if differs(one, outcome):
-            moved.append((one, outcome))
-    changed_categories = _write(conn, moved, now) if moved else set()
-    cats.bump(conn, changed_categories, [s.view.key for s, _ in moved])  # posts follow them
+    writer = _Writer(conn, now)
+    for batch in _stored_batches(conn, rules.fields, ids=ids):
+        evaluated += len(batch)
+        moved = []
+        for one in batch:
+            outcome = apply_rules(rules, one.view)
+            if differs(one, outcome):
+                moved.append((one, outcome))
+        if moved:
+            writer.write(moved)
+    writer.finish()
     _keep(conn, rules)
     return Reapplied(
         evaluated=max(looked, evaluated),
-        changed=len(moved),
-        dropped=sum(1 for s, o in moved if o.dropped and not s.dropped),
-        restored=sum(1 for s, o in moved if s.dropped and not o.dropped),
-        changed_categories=frozenset(changed_categories),
+        changed=writer.changed,
+        dropped=writer.dropped,
+        restored=writer.restored,
+        changed_categories=frozenset(writer.categories),
         skipped=looked - evaluated if ids is not None else 0,
     )
 
 
-def _write(conn: Connection, moved: list[tuple[Stored, RuleOutcome]], now: datetime) -> set[str]:
-    """The moved items' rows, filing and counts; returns the categories whose feeds change."""
-    ranks = cats.read_categories(conn)
-    tally = counts.Tally()
-    changed: set[str] = set()
-    ids = [s.item_id for s, _ in moved]
-    full: dict[int, Any] = {}
-    for part in chunks(ids):
-        for r in conn.execute(
-            select(items, *texts.COLUMNS).select_from(texts.joined(items)).where(_i.id.in_(part))
-        ):
-            full[r.id] = r
-    updates: list[dict[str, Any]] = []
-    filings: list[dict[str, Any]] = []
-    for stored, outcome in moved:
-        row = full[stored.item_id]
-        filed = () if outcome.dropped else outcome.categories
-        shown = Merged(
-            key=row.key,
-            winner="",
-            infocode=row.infocode,
-            title=outcome.title,
-            link=row.link,
-            content_html=row.content_html,
-            content_raw=row.content_raw,
-            summary_html=row.summary_html,
-            author=row.author,
-            published=row.published,
-            updated=None,
-            categories=filed,
-            enclosures=tuple(row.enclosures or ()),
-        )
-        post = stored.post_category if stored.post_category in filed else None
-        if post is None and filed:
-            post = cats.post_category(filed, (), ranks.ranks)
-        updates.append(
-            {
-                "b_id": stored.item_id,
-                "title": outcome.title,
-                "base_title": stored.view.title if outcome.title != stored.view.title else None,
-                "dropped": outcome.dropped,
-                "content_hash": merged_hash(shown, row.published),
-                "post_category": post,
-                "updated": now,
-            }
-        )
-        filings += [
-            {
-                "item_id": stored.item_id,
-                "category_id": c,
-                "published": row.published,
-                "key": row.key,
-            }
-            for c in filed
-        ]
-        tally.remove(stored.filed, row.updated)
-        tally.add(filed, now)
-        changed.update(stored.filed, filed)
-    conn.execute(_UPDATE, updates)
-    for part in chunks(sorted(ids)):
-        conn.execute(_UNFILE, {"ids": part})
-    _FILE.execute(conn, filings)
-    tally.write(conn, ranks.newest)
-    return changed
+#: what the content hash of a moved item needs besides what the rules made of it
+_HASHED = (
+    _i.id,
+    _i.infocode,
+    _i.link,
+    _i.author,
+    _i.published,
+    _i.updated,
+    _i.enclosures,
+    *texts.COLUMNS,
+)
+
+
+class _Writer:
+    """Writes the items whose outcome changed, a batch at a time: rows, filing, counts."""
+
+    def __init__(self, conn: Connection, now: datetime) -> None:
+        self.conn = conn
+        self.now = now
+        self.tally = counts.Tally()
+        self.categories: set[str] = set()  #: whose feeds change
+        self.changed = self.dropped = self.restored = 0
+        self._ranks: cats.Categories | None = None
+        self._stamp: int | None = None  #: the change counter the rows written carry
+
+    def write(self, moved: list[tuple[Stored, RuleOutcome]]) -> None:
+        conn = self.conn
+        if self._ranks is None:
+            self._ranks = cats.read_categories(conn)
+            self._stamp = cats.stamp(conn)
+        ranks = self._ranks.ranks
+        full = {
+            r[0]: r
+            for r in _of_items(
+                conn,
+                select(*_HASHED).select_from(texts.joined(items)),
+                [(s.item_id,) for s, _ in moved],
+            )
+        }
+        updates: list[dict[str, Any]] = []
+        filings: list[dict[str, Any]] = []
+        for stored, outcome in moved:
+            _, infocode, link, author, published, updated, enclosures, html, summary, raw = full[
+                stored.item_id
+            ]
+            filed = () if outcome.dropped else outcome.categories
+            shown = Merged(
+                key=stored.view.key,
+                winner="",
+                infocode=infocode,
+                title=outcome.title,
+                link=link,
+                content_html=html,
+                content_raw=raw,
+                summary_html=summary,
+                author=author,
+                published=published,
+                updated=None,
+                categories=filed,
+                enclosures=tuple(enclosures or ()),
+            )
+            post = stored.post_category if stored.post_category in filed else None
+            if post is None and filed:
+                post = cats.post_category(filed, (), ranks)
+            base = stored.view.title
+            updates.append(
+                {
+                    "b_id": stored.item_id,
+                    "title": outcome.title,
+                    "base_title": base if outcome.title != base else None,
+                    "dropped": outcome.dropped,
+                    "content_hash": merged_hash(shown, published),
+                    "post_category": post,
+                    "updated": self.now,
+                    "changed": self._stamp,
+                }
+            )
+            key = stored.view.key
+            filings += [
+                {"item_id": stored.item_id, "category_id": c, "published": published, "key": key}
+                for c in filed
+            ]
+            self.tally.remove(stored.filed, updated)
+            self.tally.add(filed, self.now)
+            self.categories.update(stored.filed, filed)
+            if outcome.dropped != stored.dropped:
+                if outcome.dropped:
+                    self.dropped += 1
+                else:
+                    self.restored += 1
+        self.changed += len(moved)
+        conn.execute(_UPDATE, updates)
+        for part in chunks([s.item_id for s, _ in moved]):
+            conn.execute(_UNFILE, {"ids": part})
+        _FILE.execute(conn, filings)
+
+    def finish(self) -> None:
+        """The categories' counts and change stamps (after every batch: once)."""
+        if self._ranks is None:
+            return
+        self.tally.write(self.conn, self._ranks.newest)
+        cats.bump(self.conn, self.categories, value=self._stamp)

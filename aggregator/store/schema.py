@@ -289,7 +289,8 @@ item_versions = Table(
 )
 
 #: each distinct body once: sanitized body, summary, and the raw body only where a Jekyll
-#: post is written from it (bodies.py); ``raw_is_html``: the raw body is ``content_html``
+#: post is written from it (bodies.py); ``raw_is_html``: the raw body is ``content_html``;
+#: ``plain_text``: what rules on ``text`` read of it, derived once (None: not yet, issue 16)
 bodies = Table(
     "bodies",
     metadata,
@@ -298,6 +299,7 @@ bodies = Table(
     Column("summary_html", Text),
     Column("content_raw", Text),
     Column("raw_is_html", Boolean, nullable=False, server_default=false()),
+    Column("plain_text", Text),
 )
 
 #: the article page behind one source's item (``fulltext`` sources): its validators

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -293,11 +293,12 @@ class Store:
             return rulings.reapply(conn, rules, now)
 
     def stored_items(
-        self, *, bodies: bool, source_id: str | None = None
+        self, *, fields: Collection[str], source_id: str | None = None
     ) -> Iterator[rulings.Stored]:
-        """Every stored item with what the rules made of it (``rules test``: read only)."""
+        """Every stored item with what the rules made of it (``rules test``: read only), and
+        what rules reading ``fields`` need of its body."""
         with self._read("reading stored items") as conn:
-            yield from rulings.stored_items(conn, bodies=bodies, source_id=source_id)
+            yield from rulings.stored_items(conn, fields=fields, source_id=source_id)
 
     # article pages of fulltext sources ----------------------------------------
 
