@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy.sql.expression import Select, UpdateBase
 
 T = TypeVar("T")
 
@@ -49,6 +51,9 @@ def insert_missing(
         )
 
 
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -59,10 +64,13 @@ def upsert(
     """INSERT … ON CONFLICT (keys) DO UPDATE SET the ``update`` columns to the new values."""
     if not rows:
         return
-    stmt = upsert_statement(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={name: stmt.excluded[name] for name in update}
-    )
+    made = (conn.dialect.name, table.name, tuple(keys), tuple(update))
+    stmt = _UPSERTS.get(made)
+    if stmt is None:  # built once: each new statement object is compiled again
+        stmt = upsert_statement(conn, table)
+        stmt = _UPSERTS[made] = stmt.on_conflict_do_update(
+            index_elements=keys, set_={name: stmt.excluded[name] for name in update}
+        )
     conn.execute(stmt, rows)
 
 
@@ -174,14 +182,145 @@ def _row_maker(
     """Row dict -> the driver's parameters (a tuple for qmark, a dict for pyformat): the
     values taken by one itemgetter, only the columns whose type converts them converted."""
     get = itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    steps = [(i, f) for i, f in enumerate(converters) if f is not None]
+    convert = _converter(converters)
 
     def values(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        out = list(get(row))
-        for i, f in steps:
-            out[i] = f(out[i])
-        return tuple(out)
+        return convert(get(row))
 
     if positional:
         return values
     return lambda row: dict(zip(names, values(row), strict=True))
+
+
+def _converter(
+    converters: Sequence[Callable[[Any], Any] | None],
+) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """Values -> the same values, those whose converter is not None converted."""
+    steps = [(i, f) for i, f in enumerate(converters) if f is not None]
+    if not steps:
+        return tuple
+
+    def convert(values: Sequence[Any]) -> tuple[Any, ...]:
+        out = list(values)
+        for i, f in steps:
+            out[i] = f(out[i])
+        return tuple(out)
+
+    return convert
+
+
+#: IN lists are padded (with their last value again) to one of these lengths, so that a
+#: statement has a few SQL texts, each prepared once in the driver's statement cache
+_SIZES = (1, 4, 16, 64, 256, CHUNK)
+
+
+def _placeholder(dialect: Dialect, name: str) -> str:
+    """The driver's placeholder for the parameter ``name`` (sqlite3: qmark; psycopg: pyformat)."""
+    if dialect.paramstyle == "qmark":
+        return "?"
+    if dialect.paramstyle == "pyformat":
+        return f"%({name})s"
+    raise NotImplementedError(f"no placeholders for paramstyle {dialect.paramstyle}")
+
+
+class Query:
+    """A statement of the hot path, run through the driver (``exec_driver_sql``) with its SQL
+    compiled once per dialect and IN-list length, its values and rows converted by the
+    columns' types.
+
+    SQLAlchemy's own execute expands the IN list, builds the parameters and a Row per
+    result row on every call, which cost as much as SQLite's execution of these small
+    statements (bench/README.md, issue 19). ``expanding``: the name of the statement's
+    one expanding IN parameter (None: it has none). Rows come back as named tuples
+    (``Query.Row``), their fields named as the statement's selected columns.
+    """
+
+    def __init__(self, stmt: Select[Any] | UpdateBase, expanding: str | None = None) -> None:
+        self.stmt = stmt
+        self.expanding = expanding
+        columns = self.stmt.exported_columns  # a select's columns, or what a DML returns
+        self._types = [c.type for c in columns]
+        fields: list[Any] = list(columns.keys())
+        self.Row: Any = namedtuple("Row", fields)  # type: ignore[misc]  # noqa: PYI024
+        #: (dialect name, IN-list length) -> (sql, parameter maker, row maker)
+        self._plans: dict[tuple[str, int], tuple[str, Any, Any]] = {}
+
+    def _plan(self, dialect: Dialect, size: int) -> tuple[str, Any, Any]:
+        plan = self._plans.get((dialect.name, size))
+        if plan is not None:
+            return plan
+        listed = self.expanding
+        compiled = self.stmt.compile(dialect=dialect)
+        binds = {compiled.bind_names[b]: b for b in compiled.binds.values()}  # as in the SQL
+        sql = compiled.string
+        # the IN list's values, named as its parameter, numbered: keys_1, keys_2, ...
+        expanded = [f"{listed}_{i}" for i in range(1, size + 1)] if listed is not None else []
+        if listed is not None:
+            sql = sql.replace(
+                f"__[POSTCOMPILE_{listed}]", ", ".join(_placeholder(dialect, n) for n in expanded)
+            )
+        names: list[str] = []
+        if compiled.positional:
+            for name in compiled.positiontup or ():
+                names.extend(expanded if name == listed else [name])
+        else:
+            names = [n for n in binds if n != listed] + expanded
+        types = [binds[n].type if n in binds else binds[str(listed)].type for n in names]
+        convert = _converter([t.dialect_impl(dialect).bind_processor(dialect) for t in types])
+        #: the statement's own values (a literal in a where clause), used where none is given
+        fixed = {n: b.effective_value for n, b in binds.items() if b.value is not None}
+        positional = compiled.positional
+
+        def params(given: Mapping[str, Any], values: Sequence[Any]) -> Any:
+            merged = {**fixed, **given, **dict(zip(expanded, values, strict=True))}
+            out = convert([merged[n] for n in names])
+            return out if positional else dict(zip(names, out, strict=True))
+
+        results = _converter(
+            [t.dialect_impl(dialect).result_processor(dialect, None) for t in self._types]
+        )
+        make = self.Row._make
+        plan = (sql, params, lambda row: make(results(row)))
+        self._plans[(dialect.name, size)] = plan
+        return plan
+
+    def _padded(self, values: Sequence[Any]) -> tuple[int, Sequence[Any]]:
+        size = next(s for s in _SIZES if s >= len(values))
+        if size == len(values):
+            return size, values
+        return size, [*values, *[values[-1]] * (size - len(values))]
+
+    def rows(
+        self, conn: Connection, params: Mapping[str, Any] | None = None, values: Sequence[Any] = ()
+    ) -> list[Any]:
+        """The result rows for ``params`` and the IN list ``values`` (at most CHUNK of them;
+        none: no rows, no statement)."""
+        if self.expanding is not None:
+            if not values:
+                return []
+            size, values = self._padded(values)
+        else:
+            size = 0
+        sql, make_params, make_row = self._plan(conn.dialect, size)
+        result = conn.exec_driver_sql(sql, make_params(params or {}, values))
+        return [make_row(row) for row in result]
+
+    def run(
+        self, conn: Connection, params: Mapping[str, Any] | None = None, values: Sequence[Any] = ()
+    ) -> None:
+        """Execute (an UPDATE or DELETE), for each chunk of ``values`` when it has an IN list."""
+        if self.expanding is None:
+            sql, make_params, _ = self._plan(conn.dialect, 0)
+            conn.exec_driver_sql(sql, make_params(params or {}, ()))
+            return
+        for part in chunks(values):
+            size, padded = self._padded(part)
+            sql, make_params, _ = self._plan(conn.dialect, size)
+            conn.exec_driver_sql(sql, make_params(params or {}, padded))
+
+    def many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Execute once per row (executemany; no IN list)."""
+        sql, make_params, _ = self._plan(conn.dialect, 0)
+        params = [make_params(row, ()) for row in rows]
+        if params:
+            conn.exec_driver_sql(sql, params)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, delete, select, update
 from aggregator.errors import StoreError
 from aggregator.model import Category, CategoryInfo, CategoryNames
 from aggregator.store import counts
-from aggregator.store.bulk import chunks, insert_missing, upsert
+from aggregator.store.bulk import Query, chunks, insert_missing, upsert
 from aggregator.store.engine import ITEMS_LOCK
 from aggregator.store.records import Changes
 from aggregator.store.schema import categories, category_changes, items, meta
@@ -199,16 +199,18 @@ def category_infos(conn: Connection) -> list[CategoryInfo]:
     ]
 
 
+_STAMP = Query(
+    update(meta)
+    .where(meta.c.name == "changes")
+    .values(value=meta.c.value + 1)
+    .returning(meta.c.value)
+)
+
+
 def stamp(conn: Connection) -> int:
     """This transaction's new counter value (the row lock on ``meta`` is held to the commit)."""
-    return int(
-        conn.execute(
-            update(meta)
-            .where(meta.c.name == "changes")
-            .values(value=meta.c.value + 1)
-            .returning(meta.c.value)
-        ).scalar_one()
-    )
+    (row,) = _STAMP.rows(conn)
+    return int(row.value)
 
 
 def bump(

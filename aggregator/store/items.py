@@ -36,7 +36,7 @@ from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.similar import SimilarRule
 from aggregator.store import bodies, counts, versions
 from aggregator.store import categories as cats
-from aggregator.store.bulk import Inserts, chunks
+from aggregator.store.bulk import Inserts, Query, chunks
 from aggregator.store.joins import joins
 from aggregator.store.merge import Merged, merge_versions, merged_hash
 from aggregator.store.records import ApplyResult
@@ -48,9 +48,8 @@ _v = item_versions.c
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SOURCE: BindParameter[Any] = bindparam("source_id")
 
-_ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
 #: the merged items being re-merged, one row per category they are filed under (or one, None)
-_CURRENT = (
+_CURRENT = Query(
     select(
         items.c.id,
         items.c.key,
@@ -62,13 +61,19 @@ _CURRENT = (
         item_categories.c.category_id,
     )
     .select_from(items.outerjoin(item_categories, item_categories.c.item_id == items.c.id))
-    .where(items.c.id.in_(bindparam("ids", expanding=True)))
+    .where(items.c.id.in_(bindparam("ids", expanding=True))),
+    "ids",
 )
 #: the versions other sources carry of the items being re-merged
-_OTHER_VERSIONS = versions.VERSIONS.where(
-    _v.item_id.in_(bindparam("ids", expanding=True)), _v.source_id != _SOURCE
+_OTHER_VERSIONS = Query(
+    versions.VERSIONS.where(
+        _v.item_id.in_(bindparam("ids", expanding=True)), _v.source_id != _SOURCE
+    ),
+    "ids",
 )
-_ALL_VERSIONS = versions.VERSIONS.where(_v.item_id.in_(bindparam("ids", expanding=True)))
+_ALL_VERSIONS = Query(
+    versions.VERSIONS.where(_v.item_id.in_(bindparam("ids", expanding=True))), "ids"
+)
 _MERGED_COLUMNS = (
     "infocode",
     "title",
@@ -86,13 +91,14 @@ _MERGED_COLUMNS = (
 )
 #: a fresh merged item: the merged columns plus its key and first sighting
 _INSERT_ITEMS = Inserts(items, ("key", *_MERGED_COLUMNS, "first_seen", "uuid"))
-_UPDATE_ITEMS = (
+_UPDATE_ITEMS = Query(
     update(items)
     .where(items.c.id == bindparam("b_id"))
     .values({name: bindparam(name) for name in _MERGED_COLUMNS})
 )
-_UNFILE = delete(item_categories).where(
-    item_categories.c.item_id.in_(bindparam("ids", expanding=True))
+_UNFILE = Query(
+    delete(item_categories).where(item_categories.c.item_id.in_(bindparam("ids", expanding=True))),
+    "ids",
 )
 _FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
 
@@ -268,7 +274,7 @@ class Merger:
         _INSERT_ITEMS.execute(self.conn, rows)
         ids: dict[str, int] = {}
         for part in chunks([item.key for item in fresh]):
-            ids.update((row.key, row.id) for row in self.conn.execute(_ITEM_IDS, {"keys": part}))
+            ids.update((row.key, row.id) for row in versions.ITEM_IDS.rows(self.conn, values=part))
         self._write_categories(
             {
                 ids[item.key]: (item.key, row["published"], filed)
@@ -291,9 +297,7 @@ class Merger:
             return
         versions: dict[int, list[Item]] = {i: [in_hand[i]] for i in sorted(in_hand)}
         for part in chunks(sorted(in_hand)):
-            for version in self.conn.execute(
-                _OTHER_VERSIONS, {"ids": part, "source_id": source_id}
-            ):
+            for version in _OTHER_VERSIONS.rows(self.conn, {"source_id": source_id}, part):
                 versions[version.item_id].append(to_item(version))
         self._write_merged(versions)
 
@@ -301,7 +305,7 @@ class Merger:
         """Merge each item again from all its stored versions (store/rejoin.py)."""
         versions: dict[int, list[Item]] = {i: [] for i in sorted(item_ids)}
         for part in chunks(sorted(item_ids)):
-            for version in self.conn.execute(_ALL_VERSIONS, {"ids": part}):
+            for version in _ALL_VERSIONS.rows(self.conn, values=part):
                 versions[version.item_id].append(to_item(version))
         self._write_merged(versions)
 
@@ -310,7 +314,7 @@ class Merger:
         current: dict[int, Any] = {}
         old_cats: dict[int, set[str]] = defaultdict(set)
         for part in chunks(item_ids):
-            for row in self.conn.execute(_CURRENT, {"ids": part}):
+            for row in _CURRENT.rows(self.conn, values=part):
                 current[row.id] = row
                 if row.category_id is not None:
                     old_cats[row.id].add(row.category_id)
@@ -339,15 +343,14 @@ class Merger:
             self.tally.add(filed, values["updated"])
         if not updates:
             return
-        self.conn.execute(_UPDATE_ITEMS, updates)
+        _UPDATE_ITEMS.many(self.conn, updates)
         self._write_categories(placed, replace=True)
 
     def _write_categories(
         self, placed: Mapping[int, tuple[str, datetime, tuple[str, ...]]], *, replace: bool = False
     ) -> None:
         if replace:
-            for part in chunks(sorted(placed)):
-                self.conn.execute(_UNFILE, {"ids": part})
+            _UNFILE.run(self.conn, values=sorted(placed))
         _FILE.execute(
             self.conn,
             (

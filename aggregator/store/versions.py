@@ -16,7 +16,7 @@ from sqlalchemy import BindParameter, Connection, Row, bindparam, select, update
 
 from aggregator.model import Item, KnownVersion
 from aggregator.store import bodies
-from aggregator.store.bulk import Inserts, chunks
+from aggregator.store.bulk import Inserts, Query, chunks
 from aggregator.store.schema import item_versions, items, tombstones
 
 #: what the Item has besides the row's columns: its body's texts
@@ -44,23 +44,29 @@ _v = item_versions.c
 _KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 _SOURCE: BindParameter[Any] = bindparam("source_id")
 
-_TOMBSTONED = select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS))
-_KNOWN = (
+_TOMBSTONED = Query(select(tombstones.c.key).where(tombstones.c.key.in_(_KEYS)), "keys")
+_KNOWN = Query(
     select(_v.key, _v.content_hash, _v.detail_pending, bodies.CONTENT_RAW, bodies.CONTENT_HTML)
     .select_from(bodies.joined(item_versions))
-    .where(_v.source_id == _SOURCE, _v.key.in_(_KEYS))
+    .where(_v.source_id == _SOURCE, _v.key.in_(_KEYS)),
+    "keys",
 )
 #: this source's stored versions, with the items they belong to
-_STORED = select(
-    _v.key, _v.item_id, _v.content_hash, _v.priority, _v.categories, _v.detail_pending, _v.body
-).where(_v.source_id == _SOURCE, _v.key.in_(_KEYS))
+_STORED = Query(
+    select(
+        _v.key, _v.item_id, _v.content_hash, _v.priority, _v.categories, _v.detail_pending, _v.body
+    ).where(_v.source_id == _SOURCE, _v.key.in_(_KEYS)),
+    "keys",
+)
 #: whole versions, with their bodies' texts: what ``to_item`` reads
 VERSIONS = select(item_versions, *bodies.COLUMNS).select_from(bodies.joined(item_versions))
-_ITEM_IDS = select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS))
-_SEEN_AGAIN = (
+#: merged items' ids by key
+ITEM_IDS = Query(select(items.c.key, items.c.id).where(items.c.key.in_(_KEYS)), "keys")
+_SEEN_AGAIN = Query(
     update(item_versions)
     .where(_v.source_id == bindparam("b_source"), _v.key.in_(bindparam("b_keys", expanding=True)))
-    .values(last_seen=bindparam("b_now"))
+    .values(last_seen=bindparam("b_now")),
+    "b_keys",
 )
 _INSERT_VERSIONS = Inserts(
     item_versions,
@@ -76,7 +82,7 @@ _INSERT_VERSIONS = Inserts(
         "merged_by",
     ),
 )
-_UPDATE_VERSIONS = (
+_UPDATE_VERSIONS = Query(
     update(item_versions)
     .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
     .values(
@@ -88,7 +94,7 @@ _UPDATE_VERSIONS = (
 def tombstoned(conn: Connection, keys: Iterable[str]) -> frozenset[str]:
     found: set[str] = set()
     for part in chunks(sorted(set(keys))):
-        found.update(conn.execute(_TOMBSTONED, {"keys": part}).scalars())
+        found.update(row.key for row in _TOMBSTONED.rows(conn, values=part))
     return frozenset(found)
 
 
@@ -97,7 +103,7 @@ def known_versions(
 ) -> dict[str, KnownVersion]:
     found: dict[str, KnownVersion] = {}
     for part in chunks(sorted(set(keys))):
-        for row in conn.execute(_KNOWN, {"source_id": source_id, "keys": part}):
+        for row in _KNOWN.rows(conn, {"source_id": source_id}, part):
             found[row.key] = KnownVersion(
                 row.key,
                 row.content_hash,
@@ -131,7 +137,7 @@ def stored_versions(
     item_ids: dict[str, int] = {}
     versions: dict[str, Stored] = {}
     for part in chunks(keys):
-        for r in conn.execute(_STORED, {"source_id": source_id, "keys": part}):
+        for r in _STORED.rows(conn, {"source_id": source_id}, part):
             item_ids[r.key] = r.item_id
             versions[r.key] = Stored(
                 r.item_id,
@@ -142,7 +148,7 @@ def stored_versions(
                 r.body,
             )
     for part in chunks([k for k in keys if k not in versions]):
-        item_ids.update((r.key, r.id) for r in conn.execute(_ITEM_IDS, {"keys": part}))
+        item_ids.update((r.key, r.id) for r in ITEM_IDS.rows(conn, values=part))
     return item_ids, versions
 
 
@@ -167,8 +173,7 @@ def _version_row(item: Item, body: bytes | None, now: datetime) -> dict[str, Any
 
 def seen_again(conn: Connection, source_id: str, keys: Sequence[str], now: datetime) -> None:
     """Versions carried again unchanged: only their ``last_seen`` moves."""
-    for part in chunks(keys):
-        conn.execute(_SEEN_AGAIN, {"b_source": source_id, "b_keys": part, "b_now": now})
+    _SEEN_AGAIN.run(conn, {"b_source": source_id, "b_now": now}, keys)
 
 
 def insert_versions(
@@ -205,21 +210,20 @@ def update_versions(
     body_keys: Mapping[str, bytes | None],
     now: datetime,
 ) -> None:
-    conn.execute(
-        _UPDATE_VERSIONS,
-        [
+    _UPDATE_VERSIONS.many(
+        conn,
+        (
             {"b_source": source_id, "b_key": i.key, **_version_row(i, body_keys[i.key], now)}
             for i in changed
-        ],
+        ),
     )
 
 
 def to_item(row: Row[Any]) -> Item:
-    """A stored version (a row of ``VERSIONS``) as the Item the merge reads."""
-    m = row._mapping
+    """A stored version (a row of ``VERSIONS``, or of a Query of it) as the Item the merge reads."""
     return Item(
-        key=m["key"],
-        source_id=m["source_id"],
-        categories=tuple(m["categories"]),
-        **{name: m[name] for name in (*VERSION_FIELDS, *BODY_FIELDS)},
+        key=row.key,
+        source_id=row.source_id,
+        categories=tuple(row.categories),
+        **{name: getattr(row, name) for name in (*VERSION_FIELDS, *BODY_FIELDS)},
     )
