@@ -58,10 +58,13 @@ _SAFE_PATH = "/:@!$&'()*+,;=-._~"
 _UNRESERVED = frozenset(string.ascii_letters + string.digits + "-._~")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
 #: a link the long way would only fold: lower-case host, no user, a path that needs no
-#: escaping, no query; most links of most feeds (``_simple``)
+#: escaping, a query (if any) of name=value pairs of unreserved characters; most links of
+#: most feeds (``_simple``)
 _SIMPLE = re.compile(
     r"[hH][tT][tT][pP][sS]?://([a-z0-9-]+(?:\.[a-z0-9-]+)+)(?::([0-9]{1,5}))?"
-    r"((?:/[A-Za-z0-9/:@!$&'()*+,;=._~-]*)?)(?:#.*)?",
+    r"((?:/[A-Za-z0-9/:@!$&'()*+,;=._~-]*)?)"
+    r"(?:\?([A-Za-z0-9._~-]+=[A-Za-z0-9._~-]*(?:&[A-Za-z0-9._~-]+=[A-Za-z0-9._~-]*)*))?"
+    r"(?:#.*)?",
     re.DOTALL,
 )
 MAX_CANON = 400  #: longer forms are kept as a hash: index rows stop at ~2.7 KB
@@ -91,16 +94,28 @@ def canonical_link(link: str | None, extra: frozenset[str] = frozenset()) -> str
     simple = _SIMPLE.fullmatch(link)
     if simple is None or (simple.group(2) and int(simple.group(2)) > 65535):
         return _canonical(link, extra)
-    return _simple(*simple.groups())
+    host, port, path, query = simple.groups()
+    return _simple(host, port, path, query, extra)
 
 
-def _simple(host: str, port: str | None, path: str) -> str:
-    """``canonical_link`` of a link ``_SIMPLE`` matched: the same form, without urllib."""
+def _simple(
+    host: str, port: str | None, path: str, query: str | None, extra: frozenset[str]
+) -> str:
+    """``canonical_link`` of a link ``_SIMPLE`` matched: the same form, without urllib
+    (a link with an infoCode query took 30 us the long way, 4 us this way)."""
     if host.startswith(_HOST_PREFIXES) and host.count(".") >= 2:
         host = host.partition(".")[2]
     if port is not None and str(int(port)) not in _DEFAULT_PORTS:
         host = f"{host}:{int(port)}"
     canon = host + path.rstrip("/")
+    if query:
+        pairs = sorted(
+            (name, value)
+            for name, _, value in (pair.partition("=") for pair in query.split("&"))
+            if not is_tracking(name, extra)
+        )
+        if pairs:
+            canon += "?" + "&".join(f"{name}={value}" for name, value in pairs)
     if len(canon) > MAX_CANON:
         return "sha1:" + hashlib.sha1(canon.encode("utf-8", "replace")).hexdigest()
     return canon

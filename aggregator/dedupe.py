@@ -149,6 +149,7 @@ def dedupe_feed(
     key_id: str | None = None,
     tracking: frozenset[str] = frozenset(),
     raw_for_posts: bool = False,
+    titles: bool = False,
 ) -> Deduped:
     """Key every item of one document and drop what must not be written.
 
@@ -159,6 +160,8 @@ def dedupe_feed(
     ``raw_for_posts``: each raw body only where a post is written from it, as the store
     keeps it (``postbody.post_raw``): checked here, in the parse child, the writing process
     need not check every body again (~25 us an item, issue 19).
+    ``titles``: each item's normalized title, for a source with ``[dedupe] similar`` on (the
+    store makes the others' when a near-duplicate is looked for: store/joins.py).
     """
     dated = any(p.published or p.updated for p in feed.items)
     items: list[Item] = []
@@ -211,7 +214,7 @@ def dedupe_feed(
                 categories=cats,
                 digest=digest,
                 canon=canonical_link(parsed.link or permalink(parsed.guid), tracking),
-                title_norm=normalized_title(title),
+                title_norm=normalized_title(title) if titles else None,
                 content_raw=post_raw(parsed.content) if raw_for_posts else parsed.content,
             )
         )

@@ -203,6 +203,7 @@ def _parse_and_dedupe(
         key_id=key_id,
         tracking=tracking,
         raw_for_posts=True,
+        titles=cfg.similar(source),
     )
     if source.type == "html":
         from aggregator.parse.htmlpage import parse_html_page_then

@@ -185,7 +185,8 @@ def _ingest(
 
     def one(source: Any, feed: Any) -> None:
         t0 = time.perf_counter()
-        deduped = dedupe_feed(source, feed, raw_for_posts=True)  # as update.py asks
+        # as update.py asks: normalized titles only where similar is on
+        deduped = dedupe_feed(source, feed, raw_for_posts=True, titles=similar is not None)
         t1 = time.perf_counter()
         store.known_versions(source.id, [i.key for i in deduped.items])
         t2 = time.perf_counter()

@@ -160,8 +160,32 @@ def test_the_short_way_gives_the_long_ways_form() -> None:
     hosts = ("example.com", "www.example.com", "m.example.com", "m.me", "127.0.0.1", "EXAMPLE.com")
     ports = ("", ":80", ":443", ":8080", ":0443", ":99999", ":")
     paths = ("", "/", "/a/", "/a/b.html", "//x", "/a;b=c", "/~u", "/a:b@c", "/%7e", "/中", "/a b")
-    tails = ("", "#top", "#", "?", "?a=1", "#a?b", "?utm_source=x")
+    tails = ("", "#top", "#", "?", "?a=1", "#a?b", "?utm_source=x", *QUERIES)
     long_path = ("/" + "x" * 500,)
+    extra = tracking(["Campaign"])
     for parts in product(schemes, hosts, ports, paths + long_path, tails):
         link = "".join(parts)
         assert canonical_link(link) == _canonical(link, frozenset()), link
+        assert canonical_link(link, extra) == _canonical(link, extra), link
+
+
+#: queries the short way folds too (name=value pairs of unreserved characters), and some
+#: that go the long way
+QUERIES = (
+    "?b=2&a=1",
+    "?a-=1&a=2&a_=0",
+    "?a=1&a=0&a=",
+    "?infoCode=NW2022832365460459",
+    "?a=1&utm_medium=x&UTM_source=y&fbclid=z#top",
+    "?utm_source=x&spm=y",
+    "?campaign=x&id=7",
+    "?A.b~c=d-e_f",
+    "?a=1&",
+    "?a",
+    "?a=b+c",
+    "?a=%41",
+    "?a=1;b=2",
+    "?a=1&&b=2",
+    "?=1",
+    "?a==1",
+)

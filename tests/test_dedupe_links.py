@@ -94,6 +94,33 @@ def test_one_source_reusing_a_link_keeps_its_items_apart(store: Store) -> None:
     ]
 
 
+def test_a_shared_link_is_told_apart_by_title_with_no_title_stored(store: Store) -> None:
+    """A links-only source stores no normalized titles: the title is made from the versions'
+    titles where a link names several stories."""
+    setup(store, "a", "b")
+    link = "https://example.com/live"
+    plain = [
+        replace(story(k, "a", link), title_norm=None) for k in ("src:a:1", "src:a:2", "src:a:3")
+    ]
+    store.apply_items("a", plain, T0)
+    copy = replace(story("src:b:1", "b", link, title="Title src:a:2!"), title_norm=None)
+    store.apply_items("b", [copy], T1)
+    assert sorted(entries(store)) == [
+        ("src:a:1", ("a",)),
+        ("src:a:2", ("a", "b")),
+        ("src:a:3", ("a",)),
+    ]
+    assert stored_titles(store) == {("a", k): None for k in ("src:a:1", "src:a:2", "src:a:3")} | {
+        ("b", "src:b:1"): None
+    }
+
+
+def stored_titles(store: Store) -> dict[tuple[str, str], str | None]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(text("SELECT source_id, key, title_norm FROM item_versions"))
+        return {(r.source_id, r.key): r.title_norm for r in rows}
+
+
 def test_an_infocode_item_keeps_its_key(store: Store) -> None:
     setup(store, "a", "b")
     link = "https://example.com/a/NW1.html"
@@ -136,6 +163,38 @@ def test_near_duplicates_join_only_where_similar_is_on(store: Store) -> None:
     found = store.provenance("src:c:1")
     assert found is not None and found.versions[1].rule.startswith("similar title+text ")
     assert float(found.versions[1].rule.rsplit(" ", 1)[1]) >= 0.5
+
+
+def test_near_duplicates_of_versions_stored_without_titles_join(store: Store) -> None:
+    """Sources with ``similar`` off store no normalized title; one with it on fills in those
+    of the versions in its window, and finds their near-duplicates all the same."""
+    setup(store, "a", "b", "c")
+    plain = replace(
+        story("src:a:1", "a", "https://a.example/1", title="Fed holds rates", content_html=BODY),
+        title_norm=None,
+    )
+    far = replace(
+        plain, key="src:a:2", link="https://a.example/2", published=T0 - timedelta(days=9)
+    )
+    short = replace(plain, key="src:a:3", link="https://a.example/3", title="!!")
+    store.apply_items("a", [plain, far, short], T0)
+    assert set(stored_titles(store).values()) == {None}
+    copy = story(
+        "src:c:1", "c", "https://portal.example/x?id=77", title="【独家】Fed holds rates - Reuters"
+    )
+    copy = replace(copy, content_html=BODY, title_norm=None)  # made by the store, not dedupe
+    store.apply_items("c", [copy], T1, similar=SIMILAR)
+    assert sorted(entries(store)) == [
+        ("src:a:1", ("a", "c")),
+        ("src:a:2", ("a",)),
+        ("src:a:3", ("a",)),
+    ]
+    assert stored_titles(store) == {
+        ("a", "src:a:1"): normalized_title("Fed holds rates"),
+        ("a", "src:a:2"): None,  # outside the window: not looked at
+        ("a", "src:a:3"): "",  # too short to match: looked at once
+        ("c", "src:c:1"): None,
+    }
 
 
 def test_a_shared_title_without_shared_text_never_joins(store: Store) -> None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from lxml import etree
+from sqlalchemy import select
 
+from aggregator.store import Store
+from aggregator.store.schema import item_versions
 from tests.finews_api import aggregator
 from tests.loopback import LoopbackServer
 
@@ -118,3 +121,38 @@ def test_explain_reads_only(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "no database" in done.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_titles_are_stored_for_the_sources_with_similar_on(
+    tmp_path: Path, loopback: LoopbackServer, db_url: str
+) -> None:
+    """The poll makes normalized titles only where ``similar`` is on (the portal's); the
+    portal's copy under another link still joins the publisher's story by title and text."""
+    text = "The central bank held its benchmark rate steady, citing inflation above target."
+    loopback.add("/publisher.xml", rss(("Rates held", "https://example.com/news/2.html", text)))
+    loopback.add("/portal.xml", rss())
+    config = write_config(tmp_path, loopback.url, db_url)
+    config.write_text(
+        config.read_text(encoding="utf-8").replace(
+            'categories = ["portal"]', 'categories = ["portal"]\nsimilar = true'
+        ),
+        encoding="utf-8",
+    )
+    first = aggregator("poll", "-c", str(config))
+    assert first.returncode == 0, first.stdout + first.stderr
+    copy = ("【快讯】Rates held - Portal", "https://portal.example/a?id=9", text)
+    loopback.add("/portal.xml", rss(copy), etag='"2"')
+    second = aggregator("poll", "-c", str(config))
+    assert second.returncode == 0, second.stdout + second.stderr
+    public = tmp_path / "public"
+    assert ids(public / "portal.atom") == ids(public / "tech.atom")
+    assert len(ids(public / "all.atom")) == 1
+    store = Store.open(db_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(item_versions.c.source_id, item_versions.c.title_norm))
+            titles = {r.source_id: r.title_norm for r in rows}
+    finally:
+        store.close()
+    # the portal's made by dedupe; the publisher's filled in when the portal looked for it
+    assert titles == {"portal": "ratesheld", "publisher": "ratesheld"}

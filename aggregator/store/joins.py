@@ -13,8 +13,15 @@
 An item this source already carries is never joined (a source that reuses a URL
 for two posts keeps them apart), nor is one item joined twice by one batch. The
 joined item keeps its key, so its Atom id stays the one first written. Candidates
-come from one query on the indexes on ``item_versions.canon`` and ``(title_norm,
-published)``, the titles bounded by the window; bodies are read only for those in it.
+come from the indexes on ``item_versions.canon`` and (``similar``) ``(title_norm,
+published)``, the titles bounded by the window, each with whether the source carries
+its item; bodies are read only for those in the window.
+
+Normalized titles are made (by dedupe) and stored only for the sources with ``similar``
+on: with it off, the default, each version would pay for making one and for a random
+place in the title index, for nothing (issue 15). A source with it on first fills in the
+titles of the versions in its window that were stored without one (other sources', or
+its own from before), so it finds every source's near-duplicates all the same.
 """
 
 from __future__ import annotations
@@ -22,37 +29,53 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import zip_longest
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, exists, select, update
 
 from aggregator.model import Item
-from aggregator.similar import SimilarRule, shingles, similarity
+from aggregator.similar import SimilarRule, normalized_title, shingles, similarity
 from aggregator.store import bodies
-from aggregator.store.bulk import chunks
+from aggregator.store.bulk import Query, chunks
 from aggregator.store.schema import item_versions
 
 _v = item_versions.c
-_CANONS = _v.canon.in_(bindparam("canons", expanding=True))
-_COLUMNS = select(_v.canon, _v.title_norm, _v.item_id, _v.source_id, _v.key, _v.published)
-_BY_CANON = _COLUMNS.where(_CANONS)
-#: one indexed query for both kinds of candidate: same canonical link, or same normalized
-#: title published within the window of the batch's dates (no bodies: few are compared)
-_CANDIDATES = _COLUMNS.where(
-    _CANONS
-    | (
-        _v.title_norm.in_(bindparam("titles", expanding=True))
-        & _v.published.between(bindparam("lo"), bindparam("hi"))
+_other = item_versions.alias("other")
+#: whether the applying source carries the candidate's item already (it never joins it)
+_CARRIED = (
+    exists()
+    .where(_other.c.item_id == _v.item_id, _other.c.source_id == bindparam("source_id"))
+    .label("carried")
+)
+_COLUMNS = select(
+    _v.canon, _v.title_norm, _v.title, _v.item_id, _v.source_id, _v.key, _v.published, _CARRIED
+)
+#: candidates by link, and (``similar``) by normalized title published in the window
+_BY_CANON = Query(_COLUMNS.where(_v.canon.in_(bindparam("canons", expanding=True))), "canons")
+_BY_TITLE = Query(
+    _COLUMNS.where(
+        _v.title_norm.in_(bindparam("titles", expanding=True)),
+        _v.published.between(bindparam("lo"), bindparam("hi")),
+    ),
+    "titles",
+)
+#: versions stored without a normalized title, in a window of dates (the title index's
+#: NULL end)
+_UNTITLED = Query(
+    select(_v.source_id, _v.key, _v.title).where(
+        _v.title_norm.is_(None), _v.published.between(bindparam("lo"), bindparam("hi"))
     )
+)
+_SET_TITLE = (
+    update(item_versions)
+    .where(_v.source_id == bindparam("b_source"), _v.key == bindparam("b_key"))
+    .values(title_norm=bindparam("b_title"))
 )
 _BODY = (
     select(bodies.CONTENT_HTML, bodies.SUMMARY_HTML)
     .select_from(bodies.joined(item_versions))
     .where(_v.source_id == bindparam("source_id"), _v.key == bindparam("key"))
-)
-_CARRIED = select(_v.item_id).where(
-    _v.source_id == bindparam("source_id"), _v.item_id.in_(bindparam("ids", expanding=True))
 )
 
 LINK = "canonical link"
@@ -74,34 +97,45 @@ def joins(
     if not open_items:
         return {}
     by_canon: dict[str, set[int]] = defaultdict(set)
-    titles_of: dict[int, set[str | None]] = defaultdict(set)
+    linked: dict[int, list[Any]] = defaultdict(list)  #: item id -> its versions by link
     titled: dict[str, list[Any]] = defaultdict(list)
     canons = sorted({i.canon for i in open_items if i.canon})
-    dated = [i for i in open_items if i.title_norm and i.published] if rule else []
-    titles = sorted({i.title_norm for i in dated if i.title_norm})
+    mine: dict[str, str | None] = {}  #: normalized titles: only for ``similar``
+    window: tuple[datetime, datetime] | None = None
+    if rule is not None:
+        mine = {i.key: title_norm(i) for i in open_items}
+        moments = [i.published for i in open_items if mine[i.key] and i.published]
+        if moments:
+            window = (min(moments) - rule.window, max(moments) + rule.window)
+            _fill_titles(conn, *window)
+    titles = sorted({t for t in mine.values() if t}) if window else []
     wanted_canons, wanted_titles = set(canons), set(titles)
-    for row in _candidates(conn, canons, titles, dated, rule):
-        if row.source_id == source_id:
-            continue
-        if row.canon in wanted_canons:
+    params: dict[str, Any] = {"source_id": source_id}
+    by_link = [row for part in chunks(canons) for row in _BY_CANON.rows(conn, params, part)]
+    by_title: list[Any] = []
+    if window is not None:
+        params = {**params, "lo": window[0], "hi": window[1]}
+        by_title = [row for part in chunks(titles) for row in _BY_TITLE.rows(conn, params, part)]
+    carried = {row.item_id for row in (*by_link, *by_title) if row.carried}
+    for row in by_link:
+        if row.source_id != source_id and row.canon in wanted_canons:
             by_canon[row.canon].add(row.item_id)
-            titles_of[row.item_id].add(row.title_norm)
-        if row.title_norm in wanted_titles:
+            linked[row.item_id].append(row)
+    for row in by_title:
+        if row.source_id != source_id and row.title_norm in wanted_titles:
             titled[row.title_norm].append(row)
-    candidates = {i for ids in by_canon.values() for i in ids}
-    candidates |= {near.item_id for rows in titled.values() for near in rows}
-    carried = _carried(conn, source_id, sorted(candidates))
     taken: set[int] = set()
     found: dict[str, Join] = {}
     for item in open_items:
         ids = sorted(by_canon.get(item.canon or "", set()) - carried - taken)
         if len(ids) > 1:  # one link, several stories (anchors on an archive page): the title
-            ids = [i for i in ids if item.title_norm in titles_of[i]]
+            title = mine.get(item.key) or title_norm(item)
+            ids = [i for i in ids if title in {title_norm(row) for row in linked[i]}]
         if ids:  # the lowest id: the item first seen
             found[item.key] = Join(ids[0], LINK)
             taken.add(ids[0])
             continue
-        near = titled.get(item.title_norm or "")
+        near = titled.get(mine.get(item.key) or "")
         if rule is None or not near:
             continue
         best = _most_similar(conn, item, near, rule, carried | taken)
@@ -111,30 +145,29 @@ def joins(
     return found
 
 
-def _candidates(
-    conn: Connection,
-    canons: Sequence[str],
-    titles: Sequence[str],
-    dated: Sequence[Item],
-    rule: SimilarRule | None,
-) -> list[Any]:
-    """Other versions with one of ``canons``, or (``rule``) one of ``titles`` near in time."""
-    if not titles or rule is None:
-        return [row for part in chunks(canons) for row in conn.execute(_BY_CANON, {"canons": part})]
-    moments = [i.published for i in dated if i.published is not None]
-    bounds = {"lo": min(moments) - rule.window, "hi": max(moments) + rule.window}
-    rows: list[Any] = []
-    for canon_part, title_part in zip_longest(chunks(canons), chunks(titles), fillvalue=()):
-        params = {"canons": list(canon_part), "titles": list(title_part), **bounds}
-        rows.extend(conn.execute(_CANDIDATES, params))
-    return rows
+def title_norm(version: Any) -> str | None:
+    """A version's normalized title: the one it was stored or made with, else made now
+    from its title (dedupe makes it only for sources with ``similar`` on)."""
+    return version.title_norm or normalized_title(version.title)
 
 
-def _carried(conn: Connection, source_id: str, ids: Sequence[int]) -> set[int]:
-    out: set[int] = set()
-    for part in chunks(ids):
-        out.update(conn.execute(_CARRIED, {"source_id": source_id, "ids": part}).scalars())
-    return out
+def _fill_titles(conn: Connection, lo: datetime, hi: datetime) -> None:
+    """Normalized titles for the versions published between ``lo`` and ``hi`` that were
+    stored without one (their sources have ``similar`` off), so they can be found by title;
+    ``""`` where the title says too little, so each is looked at once."""
+    rows = _UNTITLED.rows(conn, {"lo": lo, "hi": hi})
+    if rows:
+        conn.execute(
+            _SET_TITLE,
+            [
+                {
+                    "b_source": r.source_id,
+                    "b_key": r.key,
+                    "b_title": normalized_title(r.title) or "",
+                }
+                for r in rows
+            ],
+        )
 
 
 def _most_similar(

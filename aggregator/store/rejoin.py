@@ -29,7 +29,7 @@ from aggregator.rules import RuleSet
 from aggregator.store import categories as cats
 from aggregator.store.bulk import chunks
 from aggregator.store.items import Merger, lock_items
-from aggregator.store.joins import LINK
+from aggregator.store.joins import LINK, title_norm
 from aggregator.store.schema import item_aliases, item_categories, item_versions, items, meta
 
 PENDING = "merge_duplicates"  #: the meta row that asks for the merge
@@ -44,7 +44,7 @@ _SHARED = (
 )
 _INVOLVED = select(_v.item_id).where(_v.canon.in_(_SHARED))
 _VERSIONS = (
-    select(_v.item_id, _v.source_id, _v.canon, _v.title_norm, items.c.key)
+    select(_v.item_id, _v.source_id, _v.canon, _v.title_norm, _v.title, items.c.key)
     .select_from(item_versions.join(items, items.c.id == _v.item_id))
     .where(_v.item_id.in_(_INVOLVED))
 )
@@ -109,8 +109,9 @@ def _merge(conn: Connection, rules: RuleSet, now: datetime) -> Merged:
         seen["sources"].add(row.source_id)
         if row.canon:
             seen["canons"].add(row.canon)
-        if row.title_norm:
-            seen["titles"].add(row.title_norm)
+        title = title_norm(row)
+        if title:
+            seen["titles"].add(title)
     into = survivors(
         StoredItem(
             item_id,
