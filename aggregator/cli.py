@@ -19,6 +19,7 @@ import click
 from click.core import ParameterSource
 
 from aggregator.config import Config, load_config, resolve_config_path
+from aggregator.config.cache import load_config_cached
 from aggregator.errors import ConfigError, ConfigProblem, StoreError
 
 log = logging.getLogger("aggregator.cli")
@@ -176,8 +177,12 @@ def writing_outputs() -> Iterator[None]:
 
 
 def _load(config_path: str | None) -> Config:
-    """The config, with its database URL checked (a ConfigError otherwise: exit 2)."""
-    config = load_config(resolve_config_path(config_path))
+    """The config, with its database URL checked (a ConfigError otherwise: exit 2).
+
+    From the cache of validated configs when no file it was read from has changed
+    (config/cache.py); check-config and the daemon's reload always validate.
+    """
+    config = load_config_cached(resolve_config_path(config_path))
     problems = database_problems(config)
     if problems:
         raise ConfigError(problems)

@@ -109,11 +109,16 @@ def _existing(path: Path, origin: str) -> Path:
     raise ConfigError([ConfigProblem(str(path), None, "", f"config file not found ({origin})")])
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, validate and freeze the main file and every include; raise ConfigError."""
+def load_config(
+    path: str | os.PathLike[str], *, read: list[tuple[Path, bytes]] | None = None
+) -> Config:
+    """Read, validate and freeze the main file and every include; raise ConfigError.
+
+    ``read``: each file's path and bytes are appended as read (the cache's key, cache.py).
+    """
     main = Path(path).absolute()
     problems: list[ConfigProblem] = []
-    files = _read_files(main, problems)
+    files = _read_files(main, problems, [] if read is None else read)
     if not files:
         raise ConfigError(problems)
     sections = _sections(files[0], problems)
@@ -130,18 +135,21 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     return config
 
 
-def _read_files(main: Path, problems: list[ConfigProblem]) -> list[_File]:
+def _read_files(
+    main: Path, problems: list[ConfigProblem], read: list[tuple[Path, bytes]]
+) -> list[_File]:
     """The main file, then each included file once (by its resolved path); [] if main fails."""
-    doc = _read_toml(main, problems)
+    doc = _read_toml(main, problems, read)
     if doc is None:
         return []
     files = [_File(main, doc, KeyLines(main), main=True)]
-    seen = {main.resolve()}
-    for path in _included_paths(files[0], problems):
-        if path.resolve() in seen:
-            continue
-        seen.add(path.resolve())
-        inc_doc = _read_toml(path, problems)
+    paths, unmatched = config_files(main, include_patterns(doc))
+    for pattern in unmatched:  # followed even when [aggregator] has other problems
+        problems.append(
+            files[0].problem("aggregator.include", f"included file not found: {pattern}")
+        )
+    for path in paths[1:]:
+        inc_doc = _read_toml(path, problems, read)
         if inc_doc is not None:
             files.append(_File(path, inc_doc, KeyLines(path), main=False))
     for file in files:
@@ -149,25 +157,38 @@ def _read_files(main: Path, problems: list[ConfigProblem]) -> list[_File]:
     return files
 
 
-def _included_paths(main: _File, problems: list[ConfigProblem]) -> list[Path]:
-    """Includes are followed even when [aggregator] has other problems, to report them all."""
-    raw = main.doc.get("aggregator", {})
+def include_patterns(doc: dict[str, Any]) -> list[str]:
+    """The ``[aggregator] include`` strings of a main file's tables, whatever else is wrong."""
+    raw = doc.get("aggregator", {})
     include = raw.get("include", []) if isinstance(raw, dict) else []
-    patterns = [p for p in include if isinstance(p, str)] if isinstance(include, list) else []
-    paths = []
+    return [p for p in include if isinstance(p, str)] if isinstance(include, list) else []
+
+
+def config_files(main: Path, patterns: list[str] | tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """The main file, then each file the patterns name once (by resolved path, relative to
+    the main file's folder); and the patterns without wildcards that name no file."""
+    paths = [main]
+    seen = {main.resolve()}
+    unmatched = []
     for pattern in patterns:
-        matches = sorted(glob.glob(str(main.path.parent / pattern)))
+        matches = sorted(glob.glob(str(main.parent / pattern)))
         if not matches and not glob.has_magic(pattern):
-            key = "aggregator.include"
-            problems.append(main.problem(key, f"included file not found: {pattern}"))
-        paths += [Path(m).absolute() for m in matches]
-    return paths
+            unmatched.append(pattern)
+        for match in matches:
+            path = Path(match).absolute()
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                paths.append(path)
+    return paths, unmatched
 
 
-def _read_toml(path: Path, problems: list[ConfigProblem]) -> dict[str, Any] | None:
+def _read_toml(
+    path: Path, problems: list[ConfigProblem], read: list[tuple[Path, bytes]]
+) -> dict[str, Any] | None:
     try:
-        text = path.read_bytes().decode("utf-8")
-        return tomllib.loads(text)
+        data = path.read_bytes()
+        read.append((path, data))
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         problems.append(ConfigProblem(str(path), None, "", "file not found"))
     except UnicodeDecodeError as exc:

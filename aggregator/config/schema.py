@@ -88,7 +88,9 @@ HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    #: defer_build: a Config read from the cache (cache.py) is never validated, so its
+    #: validators are built at the first validation only (issue 19: start-up)
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Limits(Frozen):
@@ -286,7 +288,7 @@ class SourceConfig(Frozen):
     timezone: Annotated[str, AfterValidator(_zone_name)] | None = None
     similar: bool | None = None  #: near-duplicates merge for this source; None: its categories'
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     @field_validator("infocode_pattern")
     @classmethod
@@ -372,10 +374,11 @@ class PostsSettings(Frozen):
 class Config(Frozen):
     """The whole validated configuration, main file plus includes."""
 
-    aggregator: AggregatorSettings = AggregatorSettings()
-    server: ServerSettings = ServerSettings()
-    limits: Limits = Limits()
-    dedupe: DedupeSettings = DedupeSettings()
+    #: factories, not instances: an instance made here would build the validators at import
+    aggregator: AggregatorSettings = Field(default_factory=AggregatorSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    limits: Limits = Field(default_factory=Limits)
+    dedupe: DedupeSettings = Field(default_factory=DedupeSettings)
     categories: dict[CategoryId, CategoryConfig] = {}
     sources: tuple[SourceConfig, ...] = ()
     posts: PostsSettings | None = None
