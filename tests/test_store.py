@@ -665,3 +665,18 @@ def drop_canonical_links(conn: Connection) -> None:
         conn.execute(text(f"DROP INDEX {index}"))
     for column in ("canon", "title_norm", "merged_by"):
         conn.execute(text(f"ALTER TABLE item_versions DROP COLUMN {column}"))
+
+
+@pytest.mark.parametrize(
+    "ids", [("a b",), ("",), ("a", ""), ("a", " b"), ("a\tb", "c"), ("a b", "")]
+)
+def test_category_ids_must_each_be_one_word(ids: tuple[str, ...]) -> None:
+    """A stored id list is split on whitespace when read: an id that is not one word (blank,
+    or holding whitespace) would come back as other ids, so it is refused on the way in."""
+    from sqlalchemy.dialects import sqlite
+
+    from aggregator.store.schema import IdList
+
+    with pytest.raises(ValueError, match="not an id"):
+        IdList().process_bind_param(ids, sqlite.dialect())
+    assert IdList().process_bind_param(("a", "b-c", "d_1"), sqlite.dialect()) == "a b-c d_1"

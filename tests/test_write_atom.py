@@ -19,6 +19,7 @@ import pytest
 from lxml import etree
 
 from aggregator.config import AggregatorSettings
+from aggregator.entryid import key_uuid
 from aggregator.model import Category, Entry
 from aggregator.write import FeedMeta, entry_id, feed_meta, render_atom
 
@@ -139,6 +140,14 @@ def test_feed_updated_is_newest_entry_updated_never_now() -> None:
     assert root.findtext(f"{A}updated") == "2022-05-26T10:30:15+08:00"
     empty = parse(render_atom(meta(), [], CATEGORIES, SETTINGS))
     assert empty.findtext(f"{A}updated") == "2020-01-01T08:00:00+08:00"
+
+
+@pytest.mark.parametrize(
+    "key", ["src:a:1", "", "ünïcødé:日本語:🙂", "x" * 5000, "http://example.com/a?b=c#d"]
+)
+def test_key_uuid_is_uuid5_of_the_key(key: str) -> None:
+    """The store's uuid column and the Atom id: uuid5 made by hand must equal the library's."""
+    assert key_uuid(key) == str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
 
 def test_entry_ids() -> None:

@@ -8,6 +8,7 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import Select, UpdateBase
 
 T = TypeVar("T")
@@ -134,7 +135,7 @@ class Inserts:
         sql, make = self._plan(conn.dialect)
         params = [make(row) for row in rows]
         if params:
-            conn.exec_driver_sql(sql, params)
+            driver(conn, sql, params, many=True)
 
     def _copy(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         make = self._copy_maker
@@ -224,7 +225,7 @@ def _placeholder(dialect: Dialect, name: str) -> str:
 
 
 class Query:
-    """A statement of the hot path, run through the driver (``exec_driver_sql``) with its SQL
+    """A statement of the hot path, run through the driver (``driver``) with its SQL
     compiled once per dialect and IN-list length, its values and rows converted by the
     columns' types.
 
@@ -302,8 +303,7 @@ class Query:
         else:
             size = 0
         sql, make_params, make_row = self._plan(conn.dialect, size)
-        result = conn.exec_driver_sql(sql, make_params(params or {}, values))
-        return [make_row(row) for row in result]
+        return [make_row(row) for row in driver(conn, sql, make_params(params or {}, values))]
 
     def run(
         self, conn: Connection, params: Mapping[str, Any] | None = None, values: Sequence[Any] = ()
@@ -311,16 +311,34 @@ class Query:
         """Execute (an UPDATE or DELETE), for each chunk of ``values`` when it has an IN list."""
         if self.expanding is None:
             sql, make_params, _ = self._plan(conn.dialect, 0)
-            conn.exec_driver_sql(sql, make_params(params or {}, ()))
+            driver(conn, sql, make_params(params or {}, ()))
             return
         for part in chunks(values):
             size, padded = self._padded(part)
             sql, make_params, _ = self._plan(conn.dialect, size)
-            conn.exec_driver_sql(sql, make_params(params or {}, padded))
+            driver(conn, sql, make_params(params or {}, padded))
 
     def many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         """Execute once per row (executemany; no IN list)."""
         sql, make_params, _ = self._plan(conn.dialect, 0)
         params = [make_params(row, ()) for row in rows]
         if params:
-            conn.exec_driver_sql(sql, params)
+            driver(conn, sql, params, many=True)
+
+
+def driver(conn: Connection, sql: str, params: Any, *, many: bool = False) -> list[Any]:
+    """Run ``sql`` on the DBAPI cursor of ``conn``'s transaction (begun: the engine's BEGIN
+    was emitted) and return its rows; a driver error raised as SQLAlchemy's, as
+    ``exec_driver_sql`` would. Without the result object and the events around it, which
+    cost more than SQLite's own work on a statement of a few rows."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(sql, params, exc, conn.dialect.loaded_dbapi.Error) from exc
+    finally:
+        cursor.close()

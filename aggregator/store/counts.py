@@ -20,7 +20,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
-from aggregator.store.bulk import chunks
+from aggregator.store.bulk import Query, chunks
 from aggregator.store.feeds import CARRIED
 from aggregator.store.schema import categories, item_categories, item_versions, items, sources
 
@@ -89,6 +89,23 @@ def uncarried(
     return found
 
 
+_c = categories.c
+#: Tally.write's updates, built once (each apply writes some)
+_MOVED = Query(
+    update(categories)
+    .where(_c.id == bindparam("b_id"))
+    .values(
+        entry_count=_c.entry_count + bindparam("b_delta"),
+        updated=bindparam("b_updated", type_=_c.updated.type),
+    )
+)
+_REREAD = Query(
+    update(categories)
+    .where(_c.id == bindparam("b_id"))
+    .values(entry_count=_c.entry_count + bindparam("b_delta"), updated=_newest(_c.id))
+)
+
+
 class Tally:
     """The item_categories rows one transaction added and removed, with their items' ``updated``."""
 
@@ -147,21 +164,5 @@ class Tally:
             if came is not None and (newest is None or came > newest):
                 newest = came
             moved.append({"b_id": cid, "b_delta": self.delta[cid], "b_updated": newest})
-        c = categories.c
-        if moved:
-            conn.execute(
-                update(categories)
-                .where(c.id == bindparam("b_id"))
-                .values(
-                    entry_count=c.entry_count + bindparam("b_delta"),
-                    updated=bindparam("b_updated", type_=c.updated.type),
-                ),
-                moved,
-            )
-        if reread:
-            conn.execute(
-                update(categories)
-                .where(c.id == bindparam("b_id"))
-                .values(entry_count=c.entry_count + bindparam("b_delta"), updated=_newest(c.id)),
-                reread,
-            )
+        _MOVED.many(conn, moved)
+        _REREAD.many(conn, reread)

@@ -121,10 +121,11 @@ class IdList(TypeDecorator[tuple[str, ...]]):
     def process_bind_param(self, value: Sequence[str] | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        for one in value:
-            if not one or one.split() != [one]:
-                raise ValueError(f"not an id: {one!r}")
-        return " ".join(value)
+        text = " ".join(value)
+        if text.split() != list(value):  # an id blank or holding whitespace: not one word
+            bad = next(one for one in value if not one or one.split() != [one])
+            raise ValueError(f"not an id: {bad!r}")
+        return text
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> tuple[str, ...] | None:
         return None if value is None else tuple(value.split())
