@@ -11,7 +11,10 @@ disabled, with an error naming it, for the life of the RuleSet.
 Evaluating 100 rules one by one costs 100 steps per item; instead every RE2
 pattern of a field sits in one RE2 set, asked once per field, and only the
 rules that matched (and the keep rules, which act on a miss) are walked; an
-item none of them matches is not walked at all.
+item none of them matches is not walked at all. A ``text`` pattern that cannot
+tell a text from it with its whitespace collapsed (most: no space, no anchor)
+reads the body's text as its tags leave it (``BARE``): collapsing is over half
+of that text's cost, and is done only for the other patterns.
 """
 
 from __future__ import annotations
@@ -64,6 +67,9 @@ Action = Literal["drop", "keep", "file", "unfile", "retitle"]
 Effect = Literal["drop", "keep", "file", "unfile", "retitle"]
 
 FIELDS: tuple[str, ...] = ("title", "text", "content", "author", "link")
+#: the body's text before its whitespace is collapsed: what an RE2 set of ``text`` patterns
+#: that cannot tell the difference reads (``space_blind``), for half the cost
+BARE = "bare"
 #: what ``field = "any"`` looks at: what a reader reads; not the markup (``content``), whose
 #: tags and attributes would match words no reader sees
 ANY: tuple[str, ...] = ("title", "text", "author", "link")
@@ -136,13 +142,13 @@ class RuleSet:
         import re2
 
         sets = []
-        for name in FIELDS:
+        for name in (*FIELDS, BARE):
             for sensitive in (False, True):
                 group = [
                     r
                     for r in self.rules
                     if r.matcher.engine == "re2"
-                    and (r.field == name or (r.field == "any" and name in ANY))
+                    and _reads(r, name)
                     and r.matcher.case_sensitive == sensitive
                 ]
                 if group:
@@ -183,6 +189,16 @@ class RuleSet:
             if len(self._scope_cache) < 10000:
                 self._scope_cache[sources] = found
         return found
+
+
+def _reads(rule: Rule, name: str) -> bool:
+    """The RE2 set of field ``name`` (or ``BARE``) holds the rule's pattern."""
+    names = ANY if rule.field == "any" else (rule.field,)
+    if name == BARE:
+        return "text" in names and rule.matcher.space_blind
+    if name == "text":
+        return "text" in names and not rule.matcher.space_blind
+    return name in names
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,14 +291,16 @@ def config_rules(config: Config) -> RuleSet:
 
 
 class _Fields:
-    """An item's field values, each worked out on first use (and its UTF-8 for RE2)."""
+    """An item's field values, each worked out on first use, and their UTF-8 (for RE2)."""
 
-    __slots__ = ("view", "title", "_text")
+    __slots__ = ("view", "title", "_text", "_bare", "_data")
 
     def __init__(self, view: ItemView) -> None:
         self.view = view
         self.title = view.title
         self._text = view.text
+        self._bare: str | None = None
+        self._data: dict[str, bytes] = {}
 
     def value(self, name: str) -> str:
         v = self.view
@@ -290,13 +308,26 @@ class _Fields:
             return self.title
         if name == "text":
             if self._text is None:
-                self._text = body_text(v.content_html or v.summary_html)
+                self._text = " ".join(self.value(BARE).split())  # body_text, from the bare one
             return self._text
+        if name == BARE:  # the collapsed text where it is at hand: the same matches
+            if self._text is not None:
+                return self._text
+            if self._bare is None:
+                self._bare = bare_text(v.content_html or v.summary_html)
+            return self._bare
         if name == "content":
             return v.content_html or v.summary_html or ""
         if name == "author":
             return v.author or ""
         return v.link or ""
+
+    def data(self, name: str) -> bytes:
+        """``value(name)`` as UTF-8, once per value (a title changed by a retitle anew)."""
+        found = self._data.get(name)
+        if found is None or name == "title":
+            found = self._data[name] = self.value(name).encode()
+        return found
 
 
 def body_text(body_html: str | None) -> str:
@@ -306,11 +337,18 @@ def body_text(body_html: str | None) -> str:
     return text_of_clean(body_html)
 
 
+def bare_text(body_html: str | None) -> str:
+    """``body_text`` before its whitespace is collapsed (``BARE``)."""
+    from aggregator.sanitize import spaced_text_of_clean
+
+    return spaced_text_of_clean(body_html)
+
+
 def _asked(sets: tuple[_Set, ...], fields: _Fields, in_scope: frozenset[int]) -> set[int]:
     """The numbers of the in-scope rules whose RE2 pattern matches its field."""
     hit: set[int] = set()
     for s in sets:
-        found = s.match(fields.value(s.field).encode())
+        found = s.match(fields.data(s.field))
         if found:
             numbers = s.numbers
             hit.update([numbers[i] for i in found])

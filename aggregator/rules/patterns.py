@@ -38,6 +38,13 @@ _UNICODE: dict[str, tuple[str | None, str | None]] = {
 }
 
 
+#: what Python's ``str.split()`` (collapsing a body's text) and ``\\s`` take for whitespace
+WHITESPACE = frozenset(
+    (*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B))
+    + (0x2028, 0x2029, 0x202F, 0x205F, 0x3000)
+)
+
+
 class RuleBudgetExceeded(Exception):
     """A non-RE2 pattern ran past its budget on one item."""
 
@@ -114,6 +121,8 @@ class Matcher:
     engine: Literal["re2", "regex"]
     compiled: Any  #: re2._Regexp or regex.Pattern
     re2_pattern: str | None = None  #: what RE2 was given (for its sets of many patterns)
+    #: it matches a text as it matches that text with its whitespace collapsed (``space_blind``)
+    space_blind: bool = False
 
     def search(self, text: str) -> bool:
         if self.engine == "re2":
@@ -144,7 +153,8 @@ def compile_pattern(pattern: str) -> Matcher:
     if spelled is not None:
         try:
             compiled = re2.compile(spelled, re2_options(case_sensitive))
-            return Matcher(pattern, case_sensitive, "re2", compiled, spelled)
+            blind = space_blind(body)
+            return Matcher(pattern, case_sensitive, "re2", compiled, spelled, blind)
         except re2.error:
             pass  # backreference, lookaround…: the budgeted engine below
     try:
@@ -152,6 +162,54 @@ def compile_pattern(pattern: str) -> Matcher:
     except regex.error as exc:
         raise re.error(f"not supported: {exc}") from exc
     return Matcher(pattern, case_sensitive, "regex", compiled)
+
+
+def space_blind(pattern: str) -> bool:
+    """Whether ``pattern`` matches a text just where it matches the text with every run of
+    whitespace made one space and the ends stripped: nothing in it can take a whitespace
+    character, and it has no anchor (``^``, ``$``, ``\\b``…). Its matches then lie within the
+    runs of non-space, which collapsing leaves as they were; so it is asked on the body's
+    text as it comes from its tags, without the collapse (half of that text's cost)."""
+    import re._parser as sre_parse  # Python's own reading of the pattern
+
+    try:
+        return _blind(sre_parse.parse(pattern, re.IGNORECASE))
+    except (re.error, RecursionError):
+        return False
+
+
+def _blind(items: Any) -> bool:
+    from re import _parser as c  # its names for the parts of a pattern
+
+    for op, av in items:
+        if op is c.LITERAL:
+            if av in WHITESPACE:
+                return False
+        elif op is c.IN:
+            for kind, value in av:
+                if kind is c.LITERAL:
+                    if value in WHITESPACE:
+                        return False
+                elif kind is c.RANGE:
+                    if any(value[0] <= w <= value[1] for w in WHITESPACE):
+                        return False
+                elif kind is not c.CATEGORY or value not in (c.CATEGORY_DIGIT, c.CATEGORY_WORD):
+                    return False  # a negated class, \\s, \\S, \\W, \\D…
+        elif op is c.BRANCH:
+            if not all(_blind(branch) for branch in av[1]):
+                return False
+        elif op is c.SUBPATTERN:
+            if not _blind(av[3]):
+                return False
+        elif op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT):
+            if not _blind(av[2]):
+                return False
+        elif op is c.ATOMIC_GROUP:
+            if not _blind(av):
+                return False
+        else:  # ., [^x], anchors, backreferences, lookaround
+            return False
+    return True
 
 
 def check_replace(pattern: str, replace: str) -> None:
