@@ -439,3 +439,28 @@ def test_the_upgrade_to_0014_derives_every_plain_text(db_url: str) -> None:
             assert "plain_text" not in {c["name"] for c in inspect(conn).get_columns("bodies")}
     finally:
         store.close()
+
+
+def test_a_poll_begun_before_a_reload_stores_what_the_new_rules_make(store: Store) -> None:
+    """The daemon re-applies edited rules on reload while a poll that took the old ones
+    is still fetching: what that poll stores is made with the rules the store went to,
+    so no later re-application (current, or an edit's check) leaves it wrong."""
+    setup(store)
+    old = rules({"match": "x", "action": "drop"})
+    new = rules({"match": "x", "action": "file", "to": ["tech"]}, {"match": "y", "action": "drop"})
+    store.reapply_rules(old, T0)
+    store.apply_items("em-a", [item("a1", "em-a", title="x 1")], T0, old)
+    assert keys(store) == []
+    store.reapply_rules(new, LATER)  # the reload
+    late = [item("a2", "em-a", title="x 2"), item("a3", "em-a", title="y")]
+    done = store.apply_items("em-a", late, LATER, old)  # the poll begun before it
+    assert (done.new, done.dropped) == (1, 1)
+    assert keys(store) == ["a1", "a2"] and keys(store, "tech") == ["a1", "a2"]
+    as_the_rules_make_them(store, new)
+    assert store.reapply_rules(new, LATER).current
+    edited = rules(
+        {"match": "x", "action": "file", "to": ["ads"]}, {"match": "y", "action": "drop"}
+    )
+    store.reapply_rules(edited, LATER)
+    assert keys(store, "ads") == ["a1", "a2"]
+    check(store)

@@ -34,7 +34,7 @@ from aggregator.entryid import key_uuid
 from aggregator.model import Item
 from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
 from aggregator.similar import SimilarRule
-from aggregator.store import bodies, counts, versions
+from aggregator.store import bodies, counts, rulings, versions
 from aggregator.store import categories as cats
 from aggregator.store.bulk import Inserts, Query, chunks
 from aggregator.store.joins import joins
@@ -126,6 +126,7 @@ def apply_items(
     read again by ``aggregator refetch``: the document did not change, the article did);
     ``similar``: near-duplicates join other sources' items (joins.py), besides links."""
     lock_items(conn)
+    rules = rulings.in_force(conn, rules)  # a reload re-applied others since the poll began
     by_key: dict[str, Item] = {}
     for item in batch:
         if item.source_id != source_id:

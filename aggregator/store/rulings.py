@@ -71,7 +71,8 @@ _UPDATE = (
     )
 )
 _UNFILE = delete(item_categories).where(
-    item_categories.c.item_id.in_(bindparam("ids", expanding=True))
+    item_categories.c.item_id == bindparam("b_item"),
+    item_categories.c.category_id == bindparam("b_category"),
 )
 _FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
 
@@ -299,6 +300,29 @@ def applied_rules(conn: Connection, stored: int | None) -> RuleSet | None:
     return old if digest_value(old.digest) == stored else None
 
 
+#: the kept rules last compiled by ``in_force``: digest -> rules
+_IN_FORCE: dict[int, RuleSet] = {}
+
+
+def in_force(conn: Connection, rules: RuleSet) -> RuleSet:
+    """The rules a writer holding the items lock must apply: the kept ones, where a
+    re-application stored others since the writer took ``rules`` (a daemon's poll begun
+    before a reload). Its items would otherwise stand under a digest they were not made
+    with, and no later re-application (current, or an edit's check) would look at them
+    again. ``rules`` where nothing is kept to go by."""
+    stored = stored_digest(conn)
+    if stored is None or stored == digest_value(rules.digest):
+        return rules
+    kept = _IN_FORCE.get(stored)
+    if kept is None:
+        kept = applied_rules(conn, stored)
+        if kept is None:
+            return rules
+        _IN_FORCE.clear()
+        _IN_FORCE[stored] = kept
+    return kept
+
+
 def _keep(conn: Connection, rules: RuleSet) -> None:
     """``rules`` as the ones the stored items are now made with: digest and each rule."""
     value = digest_value(rules.digest)
@@ -389,6 +413,7 @@ class _Writer:
         }
         updates: list[dict[str, Any]] = []
         filings: list[dict[str, Any]] = []
+        unfiled: list[dict[str, Any]] = []
         for stored, outcome in moved:
             _, infocode, link, author, published, updated, enclosures, html, summary, raw = full[
                 stored.item_id
@@ -426,9 +451,14 @@ class _Writer:
                 }
             )
             key = stored.view.key
+            item_id = stored.item_id
             filings += [
-                {"item_id": stored.item_id, "category_id": c, "published": published, "key": key}
+                {"item_id": item_id, "category_id": c, "published": published, "key": key}
                 for c in filed
+                if c not in stored.filed
+            ]
+            unfiled += [
+                {"b_item": item_id, "b_category": c} for c in stored.filed if c not in filed
             ]
             self.tally.remove(stored.filed, updated)
             self.tally.add(filed, self.now)
@@ -440,8 +470,8 @@ class _Writer:
                     self.restored += 1
         self.changed += len(moved)
         conn.execute(_UPDATE, updates)
-        for part in chunks([s.item_id for s, _ in moved]):
-            conn.execute(_UNFILE, {"ids": part})
+        if unfiled:  # only the filings that change: a retitled item's stay as they are
+            conn.execute(_UNFILE, unfiled)
         _FILE.execute(conn, filings)
 
     def finish(self) -> None:
