@@ -48,6 +48,7 @@ from aggregator.store import counts
 from aggregator.store.bulk import Inserts, chunks, upsert
 from aggregator.store.merge import Merged, merged_hash
 from aggregator.store.schema import applied_rules as applied
+from aggregator.store.schema import bodies as bodies_t
 from aggregator.store.schema import item_categories, item_versions, items, meta
 from aggregator.store.schema import sources as sources_t
 
@@ -57,6 +58,7 @@ BATCH_IDS = 500
 _DIGEST = "rules"
 
 _i = items.c
+_b = bodies_t.c
 _UPDATE = (
     update(items)
     .where(_i.id == bindparam("b_id"))
@@ -127,7 +129,21 @@ def stored_items(
     """Every stored item (of ``source_id``; or those of ``ids``) in id order, with what
     rules reading ``fields`` need of its body (the view's ``text`` and ``content_html``)."""
     for batch in _stored_batches(conn, fields, source_id=source_id, ids=ids):
-        yield from batch
+        for one, _ in batch:
+            yield one
+
+
+#: what the content hash of an item needs besides what the rules make of it
+_HASHED = (
+    _i.infocode,
+    _i.published,
+    _i.updated,
+    _i.enclosures,
+    texts.CONTENT_HTML,
+    texts.SUMMARY_HTML,
+    _b.content_raw,
+    _b.raw_is_html,
+)
 
 
 def _stored_batches(
@@ -136,12 +152,17 @@ def _stored_batches(
     *,
     source_id: str | None = None,
     ids: Sequence[int] | None = None,
-) -> Iterator[list[Stored]]:
-    """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time."""
+    hashed: bool = False,
+) -> Iterator[list[tuple[Stored, Sequence[Any]]]]:
+    """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with the rest of its
+    row: ``_HASHED`` where ``hashed`` (read in the same pass: the body's row is read for
+    its plain text already), else nothing."""
     columns = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author, _i.link]
     columns += [_i.post_category, *text_columns(fields)]
+    if hashed:
+        columns += _HASHED
     query = select(*columns)
-    if "text" in fields or "content" in fields:
+    if hashed or "text" in fields or "content" in fields:
         query = query.select_from(texts.joined(items))
     ic = item_categories.c
     for rows in _batches(conn, query, source_id, ids):
@@ -150,8 +171,10 @@ def _stored_batches(
         for item_id, category in _of_items(conn, select(ic.item_id, ic.category_id), rows):
             filed[item_id].add(category)
         batch = []
-        for item_id, key, title, base_title, dropped, author, link, post, text, body, html in rows:
-            batch.append(
+        for row in rows:
+            item_id, key, title, base_title, dropped, author, link, post = row[:8]
+            plain, body, html = row[8:11]
+            one = (
                 Stored(
                     item_id=item_id,
                     view=ItemView(
@@ -162,14 +185,16 @@ def _stored_batches(
                         content_html=html,
                         author=author,
                         link=link,
-                        text=_text(text, body),
+                        text=_text(plain, body),
                     ),
                     title=title,
                     dropped=bool(dropped),
                     filed=frozenset(filed[item_id]),
                     post_category=post,
-                )
+                ),
+                row[11:],
             )
+            batch.append(one)
         yield batch
 
 
@@ -351,13 +376,13 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     looked, ids = may_change(conn, change) if change is not None else (0, None)
     evaluated = 0
     writer = _Writer(conn, now)
-    for batch in _stored_batches(conn, rules.fields, ids=ids):
+    for batch in _stored_batches(conn, rules.fields, ids=ids, hashed=True):
         evaluated += len(batch)
         moved = []
-        for one in batch:
+        for one, rest in batch:
             outcome = apply_rules(rules, one.view)
             if differs(one, outcome):
-                moved.append((one, outcome))
+                moved.append((one, outcome, rest))
         if moved:
             writer.write(moved)
     writer.finish()
@@ -372,19 +397,6 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     )
 
 
-#: what the content hash of a moved item needs besides what the rules made of it
-_HASHED = (
-    _i.id,
-    _i.infocode,
-    _i.link,
-    _i.author,
-    _i.published,
-    _i.updated,
-    _i.enclosures,
-    *texts.COLUMNS,
-)
-
-
 class _Writer:
     """Writes the items whose outcome changed, a batch at a time: rows, filing, counts."""
 
@@ -397,38 +409,29 @@ class _Writer:
         self._ranks: cats.Categories | None = None
         self._stamp: int | None = None  #: the change counter the rows written carry
 
-    def write(self, moved: list[tuple[Stored, RuleOutcome]]) -> None:
+    def write(self, moved: list[tuple[Stored, RuleOutcome, Sequence[Any]]]) -> None:
+        """``moved``: each item, what the rules now make of it, and its ``_HASHED``."""
         conn = self.conn
         if self._ranks is None:
             self._ranks = cats.read_categories(conn)
             self._stamp = cats.stamp(conn)
         ranks = self._ranks.ranks
-        full = {
-            r[0]: r
-            for r in _of_items(
-                conn,
-                select(*_HASHED).select_from(texts.joined(items)),
-                [(s.item_id,) for s, _ in moved],
-            )
-        }
         updates: list[dict[str, Any]] = []
         filings: list[dict[str, Any]] = []
         unfiled: list[dict[str, Any]] = []
-        for stored, outcome in moved:
-            _, infocode, link, author, published, updated, enclosures, html, summary, raw = full[
-                stored.item_id
-            ]
+        for stored, outcome, rest in moved:
+            infocode, published, updated, enclosures, html, summary, raw, raw_is_html = rest
             filed = () if outcome.dropped else outcome.categories
             shown = Merged(
                 key=stored.view.key,
                 winner="",
                 infocode=infocode,
                 title=outcome.title,
-                link=link,
+                link=stored.view.link,
                 content_html=html,
-                content_raw=raw,
+                content_raw=html if raw_is_html else raw,
                 summary_html=summary,
-                author=author,
+                author=stored.view.author,
                 published=published,
                 updated=None,
                 categories=filed,
