@@ -19,9 +19,9 @@ its item; bodies are read only for those in the window.
 
 Normalized titles are made (by dedupe) and stored only for the sources with ``similar``
 on: with it off, the default, each version would pay for making one and for a random
-place in the title index, for nothing (issue 15). A source with it on first fills in the
+place in the title index, for nothing (issue 15). A source with it on fills in the
 titles of the versions in its window that were stored without one (other sources', or
-its own from before), so it finds every source's near-duplicates all the same.
+its own from before) as it looks for near-duplicates, so it finds every source's.
 """
 
 from __future__ import annotations
@@ -51,21 +51,16 @@ _CARRIED = (
 _COLUMNS = select(
     _v.canon, _v.title_norm, _v.title, _v.item_id, _v.source_id, _v.key, _v.published, _CARRIED
 )
-#: candidates by link, and (``similar``) by normalized title published in the window
+#: candidates by link, and (``similar``) by normalized title published in the window, with
+#: the versions in the window stored without one (``_filled``)
 _BY_CANON = Query(_COLUMNS.where(_v.canon.in_(bindparam("canons", expanding=True))), "canons")
-_BY_TITLE = Query(
+_WINDOW = _v.published.between(bindparam("lo"), bindparam("hi"))
+_BY_TITLE = Query(  # the window in each arm: each is a range of the (title_norm, published) index
     _COLUMNS.where(
-        _v.title_norm.in_(bindparam("titles", expanding=True)),
-        _v.published.between(bindparam("lo"), bindparam("hi")),
+        (_v.title_norm.in_(bindparam("titles", expanding=True)) & _WINDOW)
+        | (_v.title_norm.is_(None) & _WINDOW)
     ),
     "titles",
-)
-#: versions stored without a normalized title, in a window of dates (the title index's
-#: NULL end)
-_UNTITLED = Query(
-    select(_v.source_id, _v.key, _v.title).where(
-        _v.title_norm.is_(None), _v.published.between(bindparam("lo"), bindparam("hi"))
-    )
 )
 _SET_TITLE = (
     update(item_versions)
@@ -107,7 +102,6 @@ def joins(
         moments = [i.published for i in open_items if mine[i.key] and i.published]
         if moments:
             window = (min(moments) - rule.window, max(moments) + rule.window)
-            _fill_titles(conn, *window)
     titles = sorted({t for t in mine.values() if t}) if window else []
     wanted_canons, wanted_titles = set(canons), set(titles)
     params: dict[str, Any] = {"source_id": source_id}
@@ -115,7 +109,10 @@ def joins(
     by_title: list[Any] = []
     if window is not None:
         params = {**params, "lo": window[0], "hi": window[1]}
-        by_title = [row for part in chunks(titles) for row in _BY_TITLE.rows(conn, params, part)]
+        found_by_title = (
+            row for part in chunks(titles) for row in _BY_TITLE.rows(conn, params, part)
+        )
+        by_title = _filled(conn, list(found_by_title))
     carried = {row.item_id for row in (*by_link, *by_title) if row.carried}
     for row in by_link:
         if row.source_id != source_id and row.canon in wanted_canons:
@@ -151,23 +148,26 @@ def title_norm(version: Any) -> str | None:
     return version.title_norm or normalized_title(version.title)
 
 
-def _fill_titles(conn: Connection, lo: datetime, hi: datetime) -> None:
-    """Normalized titles for the versions published between ``lo`` and ``hi`` that were
-    stored without one (their sources have ``similar`` off), so they can be found by title;
-    ``""`` where the title says too little, so each is looked at once."""
-    rows = _UNTITLED.rows(conn, {"lo": lo, "hi": hi})
-    if rows:
+def _filled(conn: Connection, rows: Sequence[Any]) -> list[Any]:
+    """``rows`` with the normalized titles of those stored without one (their sources have
+    ``similar`` off) made, and stored: ``""`` where the title says too little, so each
+    version is made one once."""
+    made: dict[tuple[str, str], str] = {}
+    out = []
+    for row in rows:
+        if row.title_norm is None:
+            where = (row.source_id, row.key)
+            if where in made:  # in every chunk's answer
+                continue
+            made[where] = normalized_title(row.title) or ""
+            row = row._replace(title_norm=made[where])
+        out.append(row)
+    if made:
         conn.execute(
             _SET_TITLE,
-            [
-                {
-                    "b_source": r.source_id,
-                    "b_key": r.key,
-                    "b_title": normalized_title(r.title) or "",
-                }
-                for r in rows
-            ],
+            [{"b_source": s, "b_key": k, "b_title": title} for (s, k), title in made.items()],
         )
+    return out
 
 
 def _most_similar(
