@@ -16,7 +16,6 @@ from __future__ import annotations
 import glob
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +184,8 @@ def config_files(main: Path, patterns: list[str] | tuple[str, ...]) -> tuple[lis
 def _read_toml(
     path: Path, problems: list[ConfigProblem], read: list[tuple[Path, bytes]]
 ) -> dict[str, Any] | None:
+    import tomllib  # here: a run whose Config comes from the cache (cache.py) parses no TOML
+
     try:
         data = path.read_bytes()
         read.append((path, data))

@@ -9,7 +9,6 @@ the table they sit in declares; the tables an admin is likely to misname
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -103,6 +102,8 @@ def unknown_key(key: str, known: Iterable[str]) -> str:
 
 def did_you_mean(word: str, known: Iterable[str]) -> str | None:
     """The one of ``known`` that ``word`` is most likely a typo of, if any is close."""
+    import difflib  # here: only a config with a mistake needs it
+
     close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
     return close[0] if close else None
 
