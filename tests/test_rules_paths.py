@@ -37,7 +37,7 @@ ANY = ("title", "text", "author", "link")
 @cache
 def fixture_views() -> tuple[ItemView, ...]:
     """Every fixture feed's items as the rules see them at ingest (sanitized bodies)."""
-    views = []
+    views: list[ItemView] = []
     for n, path in enumerate(sorted(FIXTURES.glob("*.xml")) + sorted(FIXTURES.glob("*.atom"))):
         fetched = Fetched(
             "http://example.org/feed.xml", 200, path.read_bytes(), {}, datetime.now(UTC), 0.1
@@ -56,7 +56,10 @@ def fixture_views() -> tuple[ItemView, ...]:
                 ItemView(
                     key=item.key,
                     title=item.title,
-                    sources=(source.id,),
+                    # some carried by another source too (a merged item)
+                    sources=(source.id, views[-7].sources[0])
+                    if len(views) % 5 == 4 and len(views) > 7
+                    else (source.id,),
                     categories=item.categories,
                     content_html=item.content_html,
                     summary_html=item.summary_html,

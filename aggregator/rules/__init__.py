@@ -19,13 +19,14 @@ of that text's cost, and is done only for the other patterns.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Literal
 
 from aggregator.rules.patterns import (
@@ -131,6 +132,17 @@ class RuleSet:
         self._disabled: dict[int, str] = {}
         self._guard = threading.Lock()
         self._scope_cache: dict[tuple[str, ...], _Scope] = {}
+        #: the numbers of the rules scoped by sources that take in a source (per source id)
+        self._scoped_by: dict[str, frozenset[int]] = {}
+        #: one scope per set of rules in it (most sources share one: the unscoped rules)
+        self._scopes: dict[frozenset[int], _Scope] = {}
+        #: each source-scoped rule's globs as one compiled matcher
+        self._globs = tuple(
+            (r.number, re.compile("|".join(map(fnmatch.translate, r.sources))).match)
+            for r in self.rules
+            if r.sources
+        )
+        self._unscoped = frozenset(r.number for r in self.rules if not r.sources)
         #: one RE2 set per field and case of that field's RE2 rules (and the ``any`` ones)
         self._sets: tuple[_Set, ...] = self._compile_sets() if self.rules else ()
         #: the fields some rule reads (``any`` spelled out): what a reader of the store fetches
@@ -182,12 +194,25 @@ class RuleSet:
         log.error("%s", why)
 
     def scope(self, sources: tuple[str, ...]) -> _Scope:
-        """What applies to items carried by ``sources`` (cached per set of sources)."""
+        """What applies to items carried by ``sources`` (cached per set of sources; an item
+        carried by several sources is a new set, so it is made from each source's rules)."""
         found = self._scope_cache.get(sources)
         if found is None:
-            found = _Scope.of(self, sources)
+            numbers = self._unscoped.union(*map(self._source_rules, sources))
+            found = self._scopes.get(numbers)
+            if found is None:
+                found = self._scopes[numbers] = _Scope.of(self, numbers)
             if len(self._scope_cache) < 10000:
                 self._scope_cache[sources] = found
+        return found
+
+    def _source_rules(self, source: str) -> frozenset[int]:
+        """The numbers of the source-scoped rules whose globs take in ``source``."""
+        found = self._scoped_by.get(source)
+        if found is None:
+            found = frozenset(n for n, match in self._globs if match(source))
+            if len(self._scoped_by) < 100000:
+                self._scoped_by[source] = found
         return found
 
 
@@ -213,7 +238,7 @@ class _Set:
 
 @dataclass(frozen=True, slots=True)
 class _Scope:
-    """The rules whose ``sources`` globs take in a given set of sources."""
+    """The rules whose ``sources`` globs take in a given set of sources (``RuleSet.scope``)."""
 
     rules: dict[int, Rule]  #: number -> rule, in order
     numbers: frozenset[int]  #: the same numbers, as a set
@@ -222,12 +247,8 @@ class _Scope:
     other_sets: tuple[_Set, ...]  #: and on the other fields (a retitle asks only the first)
 
     @classmethod
-    def of(cls, ruleset: RuleSet, sources: tuple[str, ...]) -> _Scope:
-        rules = {
-            r.number: r
-            for r in ruleset.rules
-            if not r.sources or any(fnmatchcase(s, g) for s in sources for g in r.sources)
-        }
+    def of(cls, ruleset: RuleSet, numbers: frozenset[int]) -> _Scope:
+        rules = {r.number: r for r in ruleset.rules if r.number in numbers}
         walked = frozenset(
             n for n, r in rules.items() if r.action == "keep" or r.matcher.engine != "re2"
         )
