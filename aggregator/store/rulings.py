@@ -45,7 +45,7 @@ from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
-from aggregator.store.bulk import Inserts, chunks, upsert
+from aggregator.store.bulk import Inserts, Query, chunks, upsert
 from aggregator.store.merge import Merged, merged_hash
 from aggregator.store.schema import applied_rules as applied
 from aggregator.store.schema import bodies as bodies_t
@@ -59,7 +59,7 @@ _DIGEST = "rules"
 
 _i = items.c
 _b = bodies_t.c
-_UPDATE = (
+_UPDATE = Query(
     update(items)
     .where(_i.id == bindparam("b_id"))
     .values(
@@ -72,9 +72,11 @@ _UPDATE = (
         changed=bindparam("changed"),
     )
 )
-_UNFILE = delete(item_categories).where(
-    item_categories.c.item_id == bindparam("b_item"),
-    item_categories.c.category_id == bindparam("b_category"),
+_UNFILE = Query(
+    delete(item_categories).where(
+        item_categories.c.item_id == bindparam("b_item"),
+        item_categories.c.category_id == bindparam("b_category"),
+    )
 )
 _FILE = Inserts(item_categories, ("item_id", "category_id", "published", "key"))
 
@@ -472,9 +474,8 @@ class _Writer:
                 else:
                     self.restored += 1
         self.changed += len(moved)
-        conn.execute(_UPDATE, updates)
-        if unfiled:  # only the filings that change: a retitled item's stay as they are
-            conn.execute(_UNFILE, unfiled)
+        _UPDATE.many(conn, updates)
+        _UNFILE.many(conn, unfiled)  # only the filings that change: a retitled item's stay
         _FILE.execute(conn, filings)
 
     def finish(self) -> None:
