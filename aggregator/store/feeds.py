@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Connection, Select, exists, select
+from sqlalchemy import ColumnElement, Connection, Exists, Select, exists, select
 
 from aggregator.model import Entry
 from aggregator.store import bodies
@@ -27,13 +27,18 @@ _COLUMNS = (
 )
 
 
+def carried(item_id: ColumnElement[int]) -> Exists:
+    """The item ``item_id`` is carried by some source still in the config."""
+    return exists(
+        select(1)
+        .select_from(item_versions.join(sources, sources.c.id == item_versions.c.source_id))
+        .where(item_versions.c.item_id == item_id, sources.c.removed.is_(False))
+    )
+
+
 #: carried by some source still in the config (a removed source's items leave the feeds,
 #: the index's counts and the status page's chart)
-CARRIED = exists(
-    select(1)
-    .select_from(item_versions.join(sources, sources.c.id == item_versions.c.source_id))
-    .where(item_versions.c.item_id == items.c.id, sources.c.removed.is_(False))
-)
+CARRIED = carried(items.c.id)
 
 
 def entries(conn: Connection, category: str | None, limit: int | None) -> list[Entry]:
