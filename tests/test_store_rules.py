@@ -464,3 +464,37 @@ def test_a_poll_begun_before_a_reload_stores_what_the_new_rules_make(store: Stor
     store.reapply_rules(edited, LATER)
     assert keys(store, "ads") == ["a1", "a2"]
     check(store)
+
+
+def test_ingest_reads_each_bodys_text_as_bodies_stores_it(store: Store) -> None:
+    """At ingest the rules read the plain text ``bodies.write`` derived for the item's own
+    body (handed on, not derived twice): what a full evaluation of the stored items makes,
+    over the fixture feeds' bodies and sources, with a rule mix that reads the text every
+    way (tests/test_rules_paths)."""
+    from tests.test_rules_paths import fixture_views, varied_rules
+
+    views = [v for v in fixture_views() if v.content_html or v.summary_html]
+    batches: dict[str, list[Any]] = {}
+    for n, view in enumerate(views):
+        source = view.sources[0]
+        batches.setdefault(source, []).append(
+            item(
+                f"x{n}",
+                source,
+                title=view.title or f"t{n}",
+                content_html=view.content_html,
+                content_raw=view.content_html,
+                summary_html=view.summary_html,
+                link=f"https://example.org/x{n}",
+                categories=view.categories,
+            )
+        )
+    store.sync_config(
+        [src(s) for s in batches],
+        [*CATEGORIES, *(Category(c, c.upper()) for c in "abcdefghijk")],
+        T0,
+    )
+    ruleset = rules(*varied_rules(tuple(views)))
+    result = [store.apply_items(s, b, T0, ruleset) for s, b in batches.items()]
+    assert sum(r.dropped for r in result) > 0 and sum(r.new for r in result) > 0
+    as_the_rules_make_them(store, ruleset)

@@ -22,7 +22,7 @@ it rather than taking the HTML apart again (issue 16).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from hashlib import blake2b
 from typing import Any
 
@@ -89,11 +89,18 @@ def key_of(item: Item) -> bytes | None:
     return digest(item.content_html, item.summary_html, item.content_raw)
 
 
-def write(conn: Connection, items: Iterable[Item]) -> dict[str, bytes | None]:
-    """Store the bodies of one source's ``items`` (``kept`` already) not stored yet.
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What ``write`` made of one source's bodies."""
 
-    Returns item key -> its body's key, for the rows that name it.
-    """
+    #: item key -> its body's key, for the rows that name it
+    keys: dict[str, bytes | None]
+    #: body key -> its plain text (``plain_text``): the rules on ``text`` read it at ingest
+    texts: dict[bytes, str]
+
+
+def write(conn: Connection, items: Iterable[Item]) -> Written:
+    """Store the bodies of one source's ``items`` (``kept`` already) not stored yet."""
     keys: dict[str, bytes | None] = {}
     rows: dict[bytes, dict[str, Any]] = {}
     for item in items:
@@ -111,7 +118,7 @@ def write(conn: Connection, items: Iterable[Item]) -> dict[str, bytes | None]:
             "plain_text": body_text(html or item.summary_html),
         }
     _INSERT.execute(conn, rows.values())
-    return keys
+    return Written(keys, {key: row["plain_text"] for key, row in rows.items()})
 
 
 def collect(conn: Connection, hashes: Iterable[bytes | None]) -> None:

@@ -148,8 +148,9 @@ def apply_items(
 
     joined = joins(conn, source_id, [i for i in new if i.key not in item_ids], similar)
     item_ids.update((key, join.item_id) for key, join in joined.items())
-    body_keys = bodies.write(conn, [*new, *changed])
-    merger = Merger(conn, now, rules, (source_id, body_keys))
+    written = bodies.write(conn, [*new, *changed])
+    body_keys = written.keys
+    merger = Merger(conn, now, rules, (source_id, written))
     remerge = {item_ids[i.key]: i for i in new if i.key in item_ids}
     remerge.update((stored[i.key].item_id, i) for i in changed)
     if new:
@@ -190,12 +191,12 @@ class Merger:
         conn: Connection,
         now: datetime,
         rules: RuleSet = NO_RULES,
-        in_hand: tuple[str, Mapping[str, bytes | None]] = ("", {}),
+        in_hand: tuple[str, bodies.Written] = ("", bodies.Written({}, {})),
     ) -> None:
         self.conn = conn
         self.now = now
         self.rules = rules
-        #: the source being applied, and its versions' body keys by item key (bodies.write)
+        #: the source being applied, and its versions' bodies as bodies.write stored them
         self.in_hand = in_hand
         self.dropped_keys: set[str] = set()  #: merged items the rules drop
         self.changed_categories: set[str] = set()
@@ -222,12 +223,21 @@ class Merger:
         self, merged: Merged, winner: Item, published: datetime, sources: tuple[str, ...]
     ) -> tuple[dict[str, Any], tuple[str, ...]]:
         """The merged row as the rules leave it, and the categories it is filed under."""
-        outcome = apply_rules(self.rules, view_of(merged, sources))
+        source_id, written = self.in_hand
+        keys = written.keys
+        in_hand = winner.source_id == source_id and winner.key in keys
+        text = None  # the winner's plain text, derived as its body was stored
+        if (
+            in_hand
+            and merged.content_html == winner.content_html
+            and merged.summary_html == winner.summary_html
+        ):
+            key = keys[winner.key]
+            text = None if key is None else written.texts.get(key)
+        outcome = apply_rules(self.rules, view_of(merged, sources, text))
         filed = () if outcome.dropped else outcome.categories
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
-        source_id, keys = self.in_hand
-        in_hand = winner.source_id == source_id and winner.key in keys
         return {
             "infocode": merged.infocode,
             "title": outcome.title,
@@ -367,8 +377,8 @@ class Merger:
             self.tally.write(self.conn, self.categories.newest)
 
 
-def view_of(merged: Merged, sources: tuple[str, ...]) -> ItemView:
-    """The merged item as the rules see it."""
+def view_of(merged: Merged, sources: tuple[str, ...], text: str | None = None) -> ItemView:
+    """The merged item as the rules see it; ``text``: its body's plain text, if at hand."""
     return ItemView(
         key=merged.key,
         title=merged.title,
@@ -378,4 +388,5 @@ def view_of(merged: Merged, sources: tuple[str, ...]) -> ItemView:
         summary_html=merged.summary_html,
         author=merged.author,
         link=merged.link,
+        text=text,
     )
