@@ -44,7 +44,6 @@ def main() -> int:
     args = ap.parse_args()
 
     from aggregator import dedupe
-    from aggregator.config import load_config
     from aggregator.similar import SimilarRule
     from aggregator.store import Store, items
 
@@ -68,12 +67,13 @@ def main() -> int:
     manifest = genfeeds.ensure(set_dir, args.feeds, args.items, args.seed)
     results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="bench-dedupe-") as tmp:
-        cfg_path = Path(tmp) / "aggregator.toml"
-        genfeeds.write_aggregator_config(cfg_path, manifest, "http://127.0.0.1:9/")
-        config = load_config(cfg_path)
-        parsed = genfeeds.parse_set(set_dir, manifest, config)
-        total = sum(len(p.items) for _, p in parsed)
-        categories = [c for c in (config.category(cid) for cid in config.categories) if c]
+        loaded = genfeeds.load_set(set_dir, manifest, Path(tmp))
+        config, parsed, categories, total = (
+            loaded.config,
+            loaded.parsed,
+            loaded.categories,
+            loaded.total,
+        )
         load = os.getloadavg()
         for rnd in range(1, args.rounds + 1):
             turn = rnd % len(MODES)

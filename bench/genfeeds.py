@@ -386,6 +386,30 @@ def parse_set(set_dir: Path, manifest: Manifest, config: Any) -> list[tuple[Any,
     return parsed
 
 
+@dataclass(frozen=True)
+class LoadedSet:
+    """A generated set as the in-process benchmarks start from it."""
+
+    config: Any  #: the aggregator config of its sources
+    parsed: list[tuple[Any, Any]]  #: parse_set's (source, parsed feed) pairs
+    categories: list[Any]  #: the config's categories, for Store.sync_config
+
+    @property
+    def total(self) -> int:
+        return sum(len(feed.items) for _, feed in self.parsed)
+
+
+def load_set(set_dir: Path, manifest: Manifest, tmp: Path) -> LoadedSet:
+    """The set's config written in ``tmp`` and loaded, and every feed parsed once."""
+    from aggregator.config import load_config
+
+    cfg_path = tmp / "aggregator.toml"
+    write_aggregator_config(cfg_path, manifest, "http://127.0.0.1:9/")
+    config = load_config(cfg_path)
+    categories = [c for c in (config.category(cid) for cid in config.categories) if c]
+    return LoadedSet(config, parse_set(set_dir, manifest, config), categories)
+
+
 def write_newsboat_urls(path: Path, manifest: Manifest, base_url: str) -> None:
     path.write_text("".join(f"{base_url.rstrip('/')}/{s.path}\n" for s in manifest.specs))
 

@@ -261,7 +261,6 @@ def reapply(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def ingest(args: argparse.Namespace) -> dict[str, Any]:
-    from aggregator.config import load_config
     from aggregator.dedupe import dedupe_feed
     from aggregator.store import Store
 
@@ -270,12 +269,13 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
     settings = {"without": compiled(0), "with": compiled(args.rules)}
     runs: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
     with tempfile.TemporaryDirectory(prefix="bench-rules-ingest-") as tmp:
-        cfg_path = Path(tmp) / "aggregator.toml"
-        genfeeds.write_aggregator_config(cfg_path, manifest, "http://127.0.0.1:9/")
-        config = load_config(cfg_path)
-        parsed = genfeeds.parse_set(set_dir, manifest, config)
-        total = sum(len(p.items) for _, p in parsed)
-        categories = [c for c in (config.category(cid) for cid in config.categories) if c]
+        loaded = genfeeds.load_set(set_dir, manifest, Path(tmp))
+        config, parsed, categories, total = (
+            loaded.config,
+            loaded.parsed,
+            loaded.categories,
+            loaded.total,
+        )
         for run in range(1, args.runs + 1):
             for name, rules in settings.items():
                 db = Path(tmp) / f"{name}-{run}.db"
