@@ -67,13 +67,7 @@ def main() -> int:
     manifest = genfeeds.ensure(set_dir, args.feeds, args.items, args.seed)
     results: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="bench-dedupe-") as tmp:
-        loaded = genfeeds.load_set(set_dir, manifest, Path(tmp))
-        config, parsed, categories, total = (
-            loaded.config,
-            loaded.parsed,
-            loaded.categories,
-            loaded.total,
-        )
+        config, parsed, categories, total = genfeeds.load_set(set_dir, manifest, Path(tmp))
         load = os.getloadavg()
         for rnd in range(1, args.rounds + 1):
             turn = rnd % len(MODES)

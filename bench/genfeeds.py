@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from xml.sax.saxutils import escape, quoteattr
 
 CST = timezone(timedelta(hours=8))
@@ -386,17 +386,13 @@ def parse_set(set_dir: Path, manifest: Manifest, config: Any) -> list[tuple[Any,
     return parsed
 
 
-@dataclass(frozen=True)
-class LoadedSet:
+class LoadedSet(NamedTuple):
     """A generated set as the in-process benchmarks start from it."""
 
     config: Any  #: the aggregator config of its sources
     parsed: list[tuple[Any, Any]]  #: parse_set's (source, parsed feed) pairs
     categories: list[Any]  #: the config's categories, for Store.sync_config
-
-    @property
-    def total(self) -> int:
-        return sum(len(feed.items) for _, feed in self.parsed)
+    total: int  #: items in all the parsed feeds
 
 
 def load_set(set_dir: Path, manifest: Manifest, tmp: Path) -> LoadedSet:
@@ -407,7 +403,8 @@ def load_set(set_dir: Path, manifest: Manifest, tmp: Path) -> LoadedSet:
     write_aggregator_config(cfg_path, manifest, "http://127.0.0.1:9/")
     config = load_config(cfg_path)
     categories = [c for c in (config.category(cid) for cid in config.categories) if c]
-    return LoadedSet(config, parse_set(set_dir, manifest, config), categories)
+    parsed = parse_set(set_dir, manifest, config)
+    return LoadedSet(config, parsed, categories, sum(len(feed.items) for _, feed in parsed))
 
 
 def write_newsboat_urls(path: Path, manifest: Manifest, base_url: str) -> None:

@@ -269,13 +269,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
     settings = {"without": compiled(0), "with": compiled(args.rules)}
     runs: dict[str, list[dict[str, float]]] = {"without": [], "with": []}
     with tempfile.TemporaryDirectory(prefix="bench-rules-ingest-") as tmp:
-        loaded = genfeeds.load_set(set_dir, manifest, Path(tmp))
-        config, parsed, categories, total = (
-            loaded.config,
-            loaded.parsed,
-            loaded.categories,
-            loaded.total,
-        )
+        config, parsed, categories, total = genfeeds.load_set(set_dir, manifest, Path(tmp))
         for run in range(1, args.runs + 1):
             for name, rules in settings.items():
                 db = Path(tmp) / f"{name}-{run}.db"
