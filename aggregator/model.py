@@ -21,6 +21,8 @@ from typing import Any, Protocol
 ALL_FEED = "all"
 #: file stems the outputs use beside the categories' (CONTRACT.md): no category may take one
 RESERVED_CATEGORY_IDS = frozenset({ALL_FEED, "index", "health", "status"})
+#: the feed formats ``[aggregator] formats`` may name, in the order files are written
+FEED_FORMATS = ("atom", "rss", "json")
 
 
 class ConfiguredSource(Protocol):

@@ -93,7 +93,7 @@ def write_outputs(
     if status or run.missing_file(STATUS_PAGE):
         run.write_status_page()
     run.write_indexes()
-    run.removed = _remove_stale(run.out, set(run.categories))
+    run.removed = _remove_stale(run.out, set(run.categories), run.settings.formats)
     if config.posts is not None:  # every time: archiving is due even when nothing changed
         run.write_posts(changed, since)
     return run.finish()
@@ -270,15 +270,21 @@ class _Run:
             self.unchanged += 1
 
 
-_FEED_FILE = re.compile(r"([a-z0-9_-]+)\.(?:atom|rss|json|html)(?:\.gz)?")
+_FEED_FILE = re.compile(r"([a-z0-9_-]+)\.(atom|rss|json|html)(?:\.gz)?")
 
 
-def _remove_stale(out: Path, categories: set[str]) -> int:
-    """Delete the files of categories no longer in the store (gone from the config)."""
+def _remove_stale(out: Path, categories: set[str], formats: Iterable[str]) -> int:
+    """Delete the files of categories no longer in the store (gone from the config), and
+    every feed's files of a format taken out of ``formats``: a file no longer written would
+    otherwise be served frozen, and its readers never learn that it stopped."""
+    kept = {*formats, "html"}
     removed = 0
     for path in out.iterdir():
         m = _FEED_FILE.fullmatch(path.name)
-        if m and m.group(1) not in categories and m.group(1) not in RESERVED_CATEGORY_IDS:
+        if m is None:
+            continue
+        stem, extension = m.groups()
+        if (stem not in categories and stem not in RESERVED_CATEGORY_IDS) or extension not in kept:
             path.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -31,7 +31,7 @@ from aggregator.config import Config, SourceConfig
 from aggregator.errors import StoreError
 from aggregator.fetch import Fetcher
 from aggregator.logs import log_fields
-from aggregator.model import ALL_FEED, PollStatus, SourceState, UpdateResult
+from aggregator.model import ALL_FEED, FEED_FORMATS, PollStatus, SourceState, UpdateResult
 from aggregator.retention import prune_expired
 from aggregator.rules import RuleSet, config_rules
 from aggregator.store import Store
@@ -310,12 +310,17 @@ def refetch_once(
 
 
 def _outputs_missing(config: Config, store: Store) -> bool:
-    """A feed or index deleted since it was written: a poll that changed nothing remakes it."""
+    """A feed or index deleted since it was written, or a feed's file of a format taken out
+    of ``formats`` still there: a poll that changed nothing remakes (or removes) it."""
     out = config.aggregator.output_dir
+    formats = config.aggregator.formats
     stems = [ALL_FEED, "health", *(c.id for c in store.categories())]
     names = ["index.html", "index.opml", "status.html"]
-    names += [f"{stem}.{ext}" for stem in stems for ext in (*config.aggregator.formats, "html")]
-    return not all((out / name).exists() for name in names)
+    names += [f"{stem}.{ext}" for stem in stems for ext in (*formats, "html")]
+    dropped = [f"{stem}.{ext}" for stem in stems for ext in FEED_FORMATS if ext not in formats]
+    return not all((out / name).exists() for name in names) or any(
+        (out / name).exists() for name in dropped
+    )
 
 
 def _write(

@@ -215,6 +215,30 @@ def test_formats_setting_limits_the_files(tmp_path: Path, loopback: LoopbackServ
     assert all((public / h).exists() for h in found)
 
 
+def test_a_format_taken_out_of_formats_is_not_left_frozen(
+    tmp_path: Path, loopback: LoopbackServer
+) -> None:
+    """Its files go at the next poll, one that changed nothing too: left, they would be
+    served as they were forever and their readers never learn the feed stopped."""
+    config = write_config(tmp_path, loopback.url, f"sqlite:///{tmp_path}/db.sqlite")
+    loopback.add("/a.xml", rss([(1, "a one")]))
+    loopback.add("/b.xml", rss([(4, "b four")]))
+    poll(config)
+    public = tmp_path / "public"
+    stems = (*STEMS, "health")
+    assert all((public / f"{s}.{x}").exists() for s in stems for x in ("atom", "rss", "json"))
+    config.write_text(
+        config.read_text().replace("entries_per_feed = 3", 'formats = ["rss"]'), encoding="utf-8"
+    )
+    poll(config)  # the same content: only the setting changed
+    # no .atom, .json, nor their gzip twins, of any feed (categories, all, health)
+    assert sorted(p.name for p in public.iterdir() if ".atom" in p.name or ".json" in p.name) == []
+    for stem in stems:
+        assert (public / f"{stem}.rss").exists() and (public / f"{stem}.rss.gz").exists()
+        assert (public / f"{stem}.html").exists()
+    assert all((public / name).exists() for name in ("index.html", "index.opml", "status.html"))
+
+
 def test_check_config_refuses_an_unknown_format(tmp_path: Path) -> None:
     config = write_config(tmp_path, "http://127.0.0.1:1", f"sqlite:///{tmp_path}/db.sqlite")
     config.write_text(

@@ -17,8 +17,6 @@ from aggregator.config import AggregatorSettings
 from aggregator.model import Category, Entry
 from aggregator.write.atom import FeedMeta, entry_id, render_atom
 
-#: the feed formats ``[aggregator] formats`` may name, in the order files are written
-FEED_FORMATS = ("atom", "rss", "json")
 #: an entry's body in a feed stops here (characters); the store keeps it whole. One 9 MB
 #: body a poll would otherwise grow all.atom without bound (issue 13)
 MAX_FEED_BODY = 100_000
