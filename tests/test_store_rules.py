@@ -498,3 +498,97 @@ def test_ingest_reads_each_bodys_text_as_bodies_stores_it(store: Store) -> None:
     result = [store.apply_items(s, b, T0, ruleset) for s, b in batches.items()]
     assert sum(r.dropped for r in result) > 0 and sum(r.new for r in result) > 0
     as_the_rules_make_them(store, ruleset)
+
+
+def test_stored_items_are_what_the_rows_say(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Read on the driver a batch (here of two) at a time: each item's merged view (every
+    version's source and categories), what the rules made of it (title, dropped, filings)
+    and its body's text, kept or derived; the items of an id list too, near or far apart."""
+    monkeypatch.setattr(rulings, "BATCH", 2)
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [
+            item("m1", "em-a", title="chip one"),
+            item("d1", "em-a", title="drop me", author="ann"),
+            item("s1", "em-a", title="Ad: deal", content_html=None, summary_html="<p>s  1</p>"),
+            item("n1", "em-a", title="no body", content_html=None, content_raw=None),
+            item("p1", "em-a", title="plain"),
+        ],
+        T0,
+    )
+    store.apply_items("kj-b", [item("m1", "kj-b", title="chip one", categories=("tech", "x"))], T0)
+    store.apply_items("kj-c", [item("m1", "kj-c", title="chip one", categories=())], T0)
+    set_plain_text(store, "p1", None)  # never derived: from the body
+    ruleset = rules(
+        {"match": "^Ad: ", "action": "retitle", "replace": ""},
+        {"match": "drop", "action": "drop"},
+        {"match": "chip", "action": "file", "to": ["ads"]},
+    )
+    store.reapply_rules(ruleset, LATER)
+    got = {
+        s.view.key: (
+            s.view.title,
+            s.view.sources,
+            s.view.categories,
+            s.title,
+            s.dropped,
+            s.filed,
+            s.view.author,
+            s.view.link,
+            s.view.text,
+            s.view.content_html,
+        )
+        for s in store.stored_items(fields=("text", "content"))
+    }
+    link = "https://example.org/"
+    assert got == {
+        "m1": (
+            "chip one",
+            ("em-a", "kj-b", "kj-c"),
+            ("news", "tech", "x"),
+            "chip one",
+            False,
+            frozenset({"news", "tech", "x", "ads"}),  # x: a publisher category
+            None,
+            link + "m1",
+            "body of m1",
+            "<p>body of m1</p>",
+        ),
+        "d1": (
+            "drop me",
+            ("em-a",),
+            ("news",),
+            "drop me",
+            True,
+            frozenset(),
+            "ann",
+            link + "d1",
+            "body of d1",
+            "<p>body of d1</p>",
+        ),
+        "s1": (
+            "Ad: deal",
+            ("em-a",),
+            ("news",),
+            "deal",
+            False,
+            frozenset({"news"}),
+            None,
+            link + "s1",
+            "s 1",
+            "<p>s  1</p>",
+        ),
+        "n1": ("no body", ("em-a",), ("news",), "no body", False, frozenset({"news"}))
+        + (None, link + "n1", None, None),
+        "p1": ("plain", ("em-a",), ("news",), "plain", False, frozenset({"news"}))
+        + (None, link + "p1", "body of p1", "<p>body of p1</p>"),
+    }
+    assert [s.view.text for s in store.stored_items(fields=("title",))] == [None] * 5
+    with store.engine.connect() as conn:
+        ids = dict(conn.execute(select(items.c.key, items.c.id)).all())
+        for keys_ in (["m1", "p1"], ["d1", "s1"], ["p1"]):  # far apart, near, one
+            listed = rulings.stored_items(conn, fields=(), ids=[ids[k] for k in keys_])
+            assert {s.view.key: (s.view.sources, s.filed) for s in listed} == {
+                k: (got[k][1], got[k][5]) for k in keys_
+            }

@@ -305,6 +305,31 @@ class Query:
         sql, make_params, make_row = self._plan(conn.dialect, size)
         return [make_row(row) for row in driver(conn, sql, make_params(params or {}, values))]
 
+    def tuples(
+        self, conn: Connection, params: Mapping[str, Any] | None = None, values: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """``rows``, as the driver gives them: no type converts a value (``converter``
+        converts the ones a caller uses), no Row is made. For reads of many rows, where
+        that costs more than the driver's own work."""
+        if self.expanding is not None:
+            if not values:
+                return []
+            size, values = self._padded(values)
+        else:
+            size = 0
+        sql, make_params, _ = self._plan(conn.dialect, size)
+        return driver(conn, sql, make_params(params or {}, values))
+
+    def converter(self, dialect: Dialect, start: int, stop: int) -> Callable[[Sequence[Any]], Any]:
+        """The driver's values of the selected columns ``start:stop`` (as ``tuples`` gives
+        them) -> as their types read them (``rows``)."""
+        return _converter(
+            [
+                t.dialect_impl(dialect).result_processor(dialect, None)
+                for t in self._types[start:stop]
+            ]
+        )
+
     def run(
         self, conn: Connection, params: Mapping[str, Any] | None = None, values: Sequence[Any] = ()
     ) -> None:

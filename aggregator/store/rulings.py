@@ -13,8 +13,7 @@ The digest of the rules the rows were made with is kept in ``meta``
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -45,7 +44,7 @@ from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
-from aggregator.store.bulk import Inserts, Query, chunks, upsert
+from aggregator.store.bulk import CHUNK, Inserts, Query, chunks, upsert
 from aggregator.store.merge import Merged, merged_hash
 from aggregator.store.schema import applied_rules as applied
 from aggregator.store.schema import bodies as bodies_t
@@ -54,7 +53,7 @@ from aggregator.store.schema import sources as sources_t
 
 #: items read per round trip while evaluating (by id range; by id list: BATCH_IDS)
 BATCH = 20_000
-BATCH_IDS = 500
+BATCH_IDS = CHUNK
 _DIGEST = "rules"
 
 _i = items.c
@@ -102,22 +101,18 @@ class Stored:
     post_category: str | None
 
 
+#: (the sources carrying an item, the union of their categories), each sorted
+_Carried = tuple[tuple[str, ...], tuple[str, ...]]
+
+
 def body_column() -> Any:
     """The stored body rules read (``text``, ``content``): the sanitized body, else the
     summary; one column, so the body's raw copy is never read."""
     return func.coalesce(func.nullif(texts.CONTENT_HTML, ""), texts.SUMMARY_HTML)
 
 
-def text_columns(fields: Collection[str]) -> list[Any]:
-    """What to read of each item's body for rules reading ``fields``: its plain text (and
-    the body only where that was never derived, bodies.py), its HTML for ``content``."""
-    plain = texts.PLAIN_TEXT
-    text = [plain, case((plain.is_(None), body_column()))] if "text" in fields else [null()] * 2
-    return [*text, body_column() if "content" in fields else null()]
-
-
 def _text(plain: str | None, body: str | None) -> str | None:
-    """The plain text read (``text_columns``), else derived from the body read in its place."""
+    """The plain text read (``_read``), else derived from the body read in its place."""
     return plain if plain is not None or body is None else body_text(body)
 
 
@@ -130,7 +125,9 @@ def stored_items(
 ) -> Iterator[Stored]:
     """Every stored item (of ``source_id``; or those of ``ids``) in id order, with what
     rules reading ``fields`` need of its body (the view's ``text`` and ``content_html``)."""
-    for batch in _stored_batches(conn, fields, source_id=source_id, ids=ids):
+    if source_id is not None:
+        ids = _carried_by(conn, [source_id])
+    for batch in _stored_batches(conn, fields, ids=ids):
         for one, _ in batch:
             yield one
 
@@ -146,148 +143,205 @@ _HASHED = (
     _b.content_raw,
     _b.raw_is_html,
 )
+#: how many columns ``_read`` selects before ``_HASHED``
+_READ = 11
+#: the statements ``_read`` made: (text read, content read, hashed, by id list) -> statement
+_READS: dict[tuple[bool, bool, bool, bool], Query] = {}
+
+
+def _read(fields: Collection[str], *, hashed: bool, listed: bool) -> Query:
+    """The statement reading items in id order for rules reading ``fields``: the item's
+    id, key, title, base_title, dropped, author, link, post_category; its body's plain text
+    (and its body, only where no plain text was derived, bodies.py) for ``text``; its body
+    for ``content``: NULL for a field no rule reads. Then ``_HASHED`` where ``hashed``.
+    Those after id ``last`` (``limit`` of them), or (``listed``) those of the IN list."""
+    text, content = "text" in fields, "content" in fields
+    made = (text, content, hashed, listed)
+    query = _READS.get(made)
+    if query is not None:
+        return query
+    plain = texts.PLAIN_TEXT
+    columns: list[Any] = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author]
+    columns += [
+        _i.link,
+        _i.post_category,
+        (plain if text else null()).label("plain"),
+        (case((plain.is_(None), body_column())) if text else null()).label("body"),
+        (body_column() if content else null()).label("html"),
+    ]
+    stmt = select(*columns, *(_HASHED if hashed else ()))
+    if text or content or hashed:
+        stmt = stmt.select_from(texts.joined(items))
+    if listed:
+        stmt = stmt.where(_i.id.in_(bindparam("ids", expanding=True)))
+    else:
+        stmt = stmt.where(_i.id > bindparam("last")).limit(bindparam("limit"))
+    query = _READS[made] = Query(stmt.order_by(_i.id), "ids" if listed else None)
+    return query
 
 
 def _stored_batches(
     conn: Connection,
     fields: Collection[str],
     *,
-    source_id: str | None = None,
     ids: Sequence[int] | None = None,
     hashed: bool = False,
 ) -> Iterator[list[tuple[Stored, Sequence[Any]]]]:
     """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with the rest of its
     row: ``_HASHED`` where ``hashed`` (read in the same pass: the body's row is read for
-    its plain text already), else nothing."""
-    columns = [_i.id, _i.key, _i.title, _i.base_title, _i.dropped, _i.author, _i.link]
-    columns += [_i.post_category, *text_columns(fields)]
-    if hashed:
-        columns += _HASHED
-    query = select(*columns)
-    if hashed or "text" in fields or "content" in fields:
-        query = query.select_from(texts.joined(items))
-    ic = item_categories.c
-    for rows in _batches(conn, query, source_id, ids):
-        sources, base = _versions(conn, rows)
-        filed: dict[int, set[str]] = defaultdict(set)
-        for item_id, category in _of_items(conn, select(ic.item_id, ic.category_id), rows):
-            filed[item_id].add(category)
-        batch = []
+    its plain text already) as the driver gives it (``_hashed`` converts it), else nothing.
+
+    Read on the driver, each value used as it comes (no type's conversion, no Row): what
+    SQLAlchemy made of 100,000 rows cost more than SQLite's reading them (issue 16)."""
+    none: _Carried = ((), ())
+    unfiled: frozenset[str] = frozenset()
+    for rows in _batches(conn, fields, hashed=hashed, ids=ids):
+        carried = _versions(conn, rows)
+        filed = _filed(conn, rows)
+        batch: list[tuple[Stored, Sequence[Any]]] = []
         for row in rows:
-            item_id, key, title, base_title, dropped, author, link, post = row[:8]
-            plain, body, html = row[8:11]
-            one = (
-                Stored(
-                    item_id=item_id,
-                    view=ItemView(
-                        key=key,
-                        title=base_title if base_title is not None else title,
-                        sources=tuple(sorted(sources[item_id])),
-                        categories=tuple(sorted(base[item_id])),
-                        content_html=html,
-                        author=author,
-                        link=link,
-                        text=_text(plain, body),
-                    ),
-                    title=title,
-                    dropped=bool(dropped),
-                    filed=frozenset(filed[item_id]),
-                    post_category=post,
-                ),
-                row[11:],
+            item_id, key, title, base, dropped, author, link, post, plain, body, html = row[:_READ]
+            sources, categories = carried.get(item_id, none)
+            view = ItemView(
+                key=key,
+                title=base if base is not None else title,
+                sources=sources,
+                categories=categories,
+                content_html=html,
+                author=author,
+                link=link,
+                text=_text(plain, body),
             )
-            batch.append(one)
+            stored = Stored(item_id, view, title, bool(dropped), filed.get(item_id, unfiled), post)
+            batch.append((stored, row[_READ:]))
         yield batch
 
 
+def _hashed(conn: Connection, fields: Collection[str]) -> Callable[[Sequence[Any]], Any]:
+    """The driver's values of ``_HASHED`` (``_stored_batches``) -> as their types read them:
+    done only for the items written."""
+    end = _READ + len(_HASHED)
+    return _read(fields, hashed=True, listed=False).converter(conn.dialect, _READ, end)
+
+
 def _batches(
-    conn: Connection,
-    query: Select[Any],
-    source_id: str | None = None,
-    ids: Sequence[int] | None = None,
-    source_ids: Sequence[str] | None = None,
-) -> Iterator[Sequence[Any]]:
-    """``query``'s rows (its first column the item id), ``BATCH`` at a time in id order:
-    every item, those of ``source_id`` or of ``source_ids``, or those of ``ids``."""
-    v = item_versions.c
+    conn: Connection, fields: Collection[str], *, hashed: bool, ids: Sequence[int] | None
+) -> Iterator[list[tuple[Any, ...]]]:
+    """``_read``'s rows, ``BATCH`` at a time in id order: every item, or those of ``ids``."""
     if ids is not None:
+        query = _read(fields, hashed=hashed, listed=True)
         for part in chunks(sorted(ids), BATCH_IDS):
-            yield conn.execute(query.where(_i.id.in_(part)).order_by(_i.id)).all()
+            yield query.tuples(conn, values=part)
         return
-    if source_id is not None:
-        query = query.where(_i.id.in_(select(v.item_id).where(v.source_id == source_id)))
-    if source_ids is not None:
-        query = query.where(_i.id.in_(select(v.item_id).where(v.source_id.in_(source_ids))))
+    query = _read(fields, hashed=hashed, listed=False)
     last = 0
-    while True:
-        rows = conn.execute(query.where(_i.id > last).order_by(_i.id).limit(BATCH)).all()
-        if not rows:
-            return
+    while rows := query.tuples(conn, {"last": last, "limit": BATCH}):
         last = rows[-1][0]
         yield rows
 
 
-def _of_items(conn: Connection, query: Select[Any], rows: Sequence[Any]) -> Iterator[Any]:
-    """``query``'s rows (its first column an item id) for the items of ``rows`` (in id
-    order): one range where they are most of it, else lists of their ids."""
+def _carried_by(conn: Connection, source_ids: Sequence[str]) -> list[int]:
+    """The ids of the items ``source_ids`` carry."""
+    v = item_versions.c
+    found: set[int] = set()
+    for part in chunks(source_ids):
+        found.update(conn.execute(select(v.item_id).where(v.source_id.in_(part))).scalars())
+    return sorted(found)
+
+
+def _per_item(query: Select[Any]) -> tuple[Query, Query]:
+    """``query`` (its first column an item id) for the items of a range, and of an IN list."""
     column = query.selected_columns[0]
+    return (
+        Query(query.where(column.between(bindparam("lo"), bindparam("hi")))),
+        Query(query.where(column.in_(bindparam("ids", expanding=True))), "ids"),
+    )
+
+
+_v = item_versions.c
+_VERSIONS = _per_item(select(_v.item_id, _v.source_id, _v.categories))
+_CARRIED = _per_item(select(_v.item_id, _v.source_id, null().label("categories")))
+_FILED = _per_item(select(item_categories.c.item_id, item_categories.c.category_id))
+
+
+def _of_items(conn: Connection, queries: tuple[Query, Query], rows: Sequence[Any]) -> Any:
+    """``_per_item`` queries' rows (as the driver gives them) for the items of ``rows`` (in
+    id order): one range where they are most of it, else lists of their ids."""
+    by_range, by_list = queries
     lo, hi = rows[0][0], rows[-1][0]
     if hi - lo < 2 * len(rows):
-        yield from conn.execute(query.where(column.between(lo, hi)))
-        return
-    for part in chunks([r[0] for r in rows]):
-        yield from conn.execute(query.where(column.in_(part)))
+        return by_range.tuples(conn, {"lo": lo, "hi": hi})
+    return [
+        one for part in chunks([r[0] for r in rows]) for one in by_list.tuples(conn, values=part)
+    ]
+
+
+def _filed(conn: Connection, rows: Sequence[Any]) -> dict[int, frozenset[str]]:
+    """Item id -> the categories it is filed in, for the items of ``rows`` (the items filed
+    in one category, most, share one set per category)."""
+    filed: dict[int, frozenset[str]] = {}
+    alone: dict[str, frozenset[str]] = {}
+    for item_id, category in _of_items(conn, _FILED, rows):
+        got = filed.get(item_id)
+        if got is None:
+            one = alone.get(category)
+            if one is None:
+                one = alone[category] = frozenset((category,))
+            filed[item_id] = one
+        else:
+            filed[item_id] = got | {category}
+    return filed
 
 
 def _versions(
     conn: Connection, rows: Sequence[Any], *, categories: bool = True
-) -> tuple[dict[int, list[str]], dict[int, set[str]]]:
-    """Item id -> the sources carrying it, and -> the union of their categories, for the
-    items of ``rows``."""
-    v = item_versions.c
-    sources: dict[int, list[str]] = defaultdict(list)
-    base: dict[int, set[str]] = defaultdict(set)
-    if not categories:
-        for item_id, source in _of_items(conn, select(v.item_id, v.source_id), rows):
-            sources[item_id].append(source)
-        return sources, base
-    for item_id, source, named in _of_items(
-        conn, select(v.item_id, v.source_id, v.categories), rows
-    ):
-        sources[item_id].append(source)
-        base[item_id].update(named)
-    return sources, base
+) -> dict[int, _Carried]:
+    """Item id -> ``_Carried``, for the items of ``rows``; without ``categories``, none.
+    The items one version carries (most) share one pair per source and categories."""
+    dialect = conn.dialect
+    convert = _v.categories.type.dialect_impl(dialect).result_processor(dialect, None)
+    pairs: dict[tuple[str, Any], _Carried] = {}
+    found: dict[int, _Carried] = {}
+    several: dict[int, list[_Carried]] = {}  #: the items more than one version carries
+    for item_id, source, stored in _of_items(conn, _VERSIONS if categories else _CARRIED, rows):
+        pair = pairs.get((source, stored))
+        if pair is None:
+            named: Any = convert(stored) if convert and stored is not None else stored
+            pair = pairs[source, stored] = ((source,), tuple(sorted(set(named or ()))))
+        if item_id in found:
+            several.setdefault(item_id, [found[item_id]]).append(pair)
+        else:
+            found[item_id] = pair
+    for item_id, each in several.items():
+        union = set().union(*(named for _, named in each))
+        found[item_id] = (tuple(sorted(s for (s,), _ in each)), tuple(sorted(union)))
+    return found
 
 
 def may_change(conn: Connection, change: Edit) -> tuple[int, list[int]]:
     """How many items the edit's check looked at, and the ids of those some changed rule
     could act on (window.py); the check reads only what its rules read."""
-    fields = change.fields
-    columns: list[Any] = [_i.id, _i.key, _i.title, _i.base_title]
-    columns.append(_i.author if "author" in fields else null())
-    columns.append(_i.link if "link" in fields else null())
-    query = select(*columns, *text_columns(fields))
-    if "text" in fields or "content" in fields:
-        query = query.select_from(texts.joined(items))
-    source_ids = None
+    ids = None
     if change.sources is not None:
         every = conn.execute(select(sources_t.c.id)).scalars()
-        source_ids = [sid for sid in every if any(fnmatchcase(sid, g) for g in change.sources)]
+        chosen = [sid for sid in every if any(fnmatchcase(sid, g) for g in change.sources)]
+        ids = _carried_by(conn, chosen)
     looked = 0
     flagged: list[int] = []
-    for rows in _batches(conn, query, source_ids=source_ids):
-        carried, _ = _versions(conn, rows, categories=False)
+    none: _Carried = ((), ())
+    for rows in _batches(conn, change.fields, hashed=False, ids=ids):
+        carried = _versions(conn, rows, categories=False)
         looked += len(rows)
-        for item_id, key, title, base_title, author, link, text, body, html in rows:
+        for item_id, key, title, base_title, _, author, link, _, plain, body, html in rows:
             view = ItemView(
                 key=key,
                 title=base_title if base_title is not None else title,
-                sources=tuple(sorted(carried[item_id])),
+                sources=carried.get(item_id, none)[0],
                 categories=(),
                 content_html=html,
                 author=author,
                 link=link,
-                text=_text(text, body),
+                text=_text(plain, body),
             )
             if change.may_change(view):
                 flagged.append(item_id)
@@ -378,13 +432,14 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     looked, ids = may_change(conn, change) if change is not None else (0, None)
     evaluated = 0
     writer = _Writer(conn, now)
+    hashed = _hashed(conn, rules.fields)
     for batch in _stored_batches(conn, rules.fields, ids=ids, hashed=True):
         evaluated += len(batch)
         moved = []
         for one, rest in batch:
             outcome = apply_rules(rules, one.view)
             if differs(one, outcome):
-                moved.append((one, outcome, rest))
+                moved.append((one, outcome, hashed(rest)))
         if moved:
             writer.write(moved)
     writer.finish()
