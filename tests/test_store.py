@@ -85,7 +85,7 @@ def test_open_twice_migrates_once(db_url: str) -> None:
         with store.engine.connect() as conn:
             rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         assert rows == [(head_revision(),)]
-        assert head_revision() == "0014"
+        assert head_revision() == "0015"
     finally:
         store.close()
 

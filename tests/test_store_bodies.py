@@ -4,7 +4,7 @@ where a post is written from them, unused ones deleted, and the upgrade from 001
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -12,12 +12,13 @@ import pytest
 from sqlalchemy import Connection, func, select, text
 
 from aggregator.dedupe import dedupe_feed
+from aggregator.digest import fields_digest
 from aggregator.model import Category, Entry, Fetched, Item
 from aggregator.parse import parse_feed
 from aggregator.posts import render_post
 from aggregator.sanitize import clean_html
 from aggregator.store import Store
-from aggregator.store.merge import merge_versions, merged_hash
+from aggregator.store.merge import Merged, merge_versions
 from aggregator.store.schema import bodies, item_versions, items
 from tests.test_store import CATEGORIES, T0, T1, downgrade, item, src
 
@@ -143,13 +144,31 @@ def as_0011_wrote_them(store: Store, given: dict[tuple[str, str], Item]) -> dict
                 text("UPDATE items SET content_raw = :r, content_hash = :h WHERE id = :i"),
                 {
                     "r": merged.content_raw,
-                    "h": merged_hash(shown, _published(conn, row.id)),
+                    "h": pre_0015_hash(shown, _published(conn, row.id)),
                     "i": row.id,
                 },
             )
             if merged.content_raw is not None:
                 raws[row.key] = merged.content_raw
     return raws
+
+
+def pre_0015_hash(merged: Merged, published: datetime) -> str:
+    """merge.py's merged_hash before 0015, as it was: the body's three texts in it."""
+    fields: tuple[str, ...] = (
+        merged.title,
+        merged.link or "",
+        merged.content_html or "",
+        merged.content_raw or "",
+        merged.summary_html or "",
+        merged.author or "",
+        published.astimezone(UTC).isoformat(),
+        " ".join(merged.categories),
+        merged.infocode or "",
+    )
+    if merged.enclosures:
+        fields += ("+enclosures", *(e.as_text() for e in merged.enclosures))
+    return fields_digest(fields)
 
 
 def _published(conn: Connection, item_id: int) -> datetime:

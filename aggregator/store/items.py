@@ -238,15 +238,16 @@ class Merger:
         filed = () if outcome.dropped else outcome.categories
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
+        body = keys[winner.key] if in_hand else bodies.key_of(winner)  # the merged texts' key
         return {
             "infocode": merged.infocode,
             "title": outcome.title,
             "link": merged.link,
-            "body": keys[winner.key] if in_hand else bodies.key_of(winner),
+            "body": body,
             "author": merged.author,
             "enclosures": merged.enclosures,
             "published": published,
-            "content_hash": merged_hash(merged, published, outcome.title, filed),
+            "content_hash": merged_hash(merged, published, outcome.title, filed, body),
             "post_category": cats.post_category(
                 filed, [c for c in winner.categories if c in filed], self.categories.ranks
             ),

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import EllipsisType
 
 from aggregator.digest import fields_digest
 from aggregator.model import Enclosure, Item
+from aggregator.store.bodies import digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +79,46 @@ def merged_hash(
     published: datetime,
     title: str | None = None,
     categories: tuple[str, ...] | None = None,
+    body: bytes | None | EllipsisType = ...,
 ) -> str:
-    """A hash over what a reader of the merged entry sees (``updated`` left out); ``title``
-    and ``categories``: what the rules made of it, in place of the merged ones."""
-    fields: tuple[str, ...] = (
+    """``shown_hash`` of the merged item; ``title`` and ``categories``: what the rules made
+    of it, in place of the merged ones; ``body``: its texts' key, derived where not given."""
+    if body is ...:
+        body = digest(merged.content_html, merged.summary_html, merged.content_raw)
+    return shown_hash(
         merged.title if title is None else title,
-        merged.link or "",
-        merged.content_html or "",
-        merged.content_raw or "",
-        merged.summary_html or "",
-        merged.author or "",
-        published.astimezone(UTC).isoformat(),
-        " ".join(merged.categories if categories is None else categories),
-        merged.infocode or "",
+        merged.link,
+        body,
+        merged.author,
+        published,
+        merged.categories if categories is None else categories,
+        merged.infocode,
+        merged.enclosures,
     )
-    if merged.enclosures:  # only then: the hashes of items without any stay as they were
-        fields += ("+enclosures", *(e.as_text() for e in merged.enclosures))
+
+
+def shown_hash(
+    title: str,
+    link: str | None,
+    body: bytes | None,
+    author: str | None,
+    published: datetime,
+    categories: Sequence[str],
+    infocode: str | None,
+    enclosures: Sequence[Enclosure],
+) -> str:
+    """A hash over what a reader of the merged entry sees (``updated`` left out). The body
+    counts by its key (bodies.digest over its three texts, ``items.body``), so an item is
+    hashed without reading its body (issue 16: re-applying rules to every stored item)."""
+    fields: tuple[str, ...] = (
+        title,
+        link or "",
+        "" if body is None else body.hex(),
+        author or "",
+        published.astimezone(UTC).isoformat(),
+        " ".join(categories),
+        infocode or "",
+    )
+    if enclosures:  # only then: the hashes of items without any stay as they were
+        fields += ("+enclosures", *(e.as_text() for e in enclosures))
     return fields_digest(fields)

@@ -45,9 +45,8 @@ from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import CHUNK, Inserts, Query, chunks, upsert
-from aggregator.store.merge import Merged, merged_hash
+from aggregator.store.merge import shown_hash
 from aggregator.store.schema import applied_rules as applied
-from aggregator.store.schema import bodies as bodies_t
 from aggregator.store.schema import item_categories, item_versions, items, meta
 from aggregator.store.schema import sources as sources_t
 
@@ -57,7 +56,6 @@ BATCH_IDS = CHUNK
 _DIGEST = "rules"
 
 _i = items.c
-_b = bodies_t.c
 _UPDATE = Query(
     update(items)
     .where(_i.id == bindparam("b_id"))
@@ -132,17 +130,9 @@ def stored_items(
             yield one
 
 
-#: what the content hash of an item needs besides what the rules make of it
-_HASHED = (
-    _i.infocode,
-    _i.published,
-    _i.updated,
-    _i.enclosures,
-    texts.CONTENT_HTML,
-    texts.SUMMARY_HTML,
-    _b.content_raw,
-    _b.raw_is_html,
-)
+#: what the content hash of an item needs besides what the rules make of it (its body by
+#: key: merge.shown_hash), and its ``updated`` for the categories' counts
+_HASHED = (_i.infocode, _i.published, _i.updated, _i.enclosures, _i.body)
 #: how many columns ``_read`` selects before ``_HASHED``
 _READ = 11
 #: the statements ``_read`` made: (text read, content read, hashed, by id list) -> statement
@@ -170,7 +160,7 @@ def _read(fields: Collection[str], *, hashed: bool, listed: bool) -> Query:
         (body_column() if content else null()).label("html"),
     ]
     stmt = select(*columns, *(_HASHED if hashed else ()))
-    if text or content or hashed:
+    if text or content:
         stmt = stmt.select_from(texts.joined(items))
     if listed:
         stmt = stmt.where(_i.id.in_(bindparam("ids", expanding=True)))
@@ -188,8 +178,8 @@ def _stored_batches(
     hashed: bool = False,
 ) -> Iterator[list[tuple[Stored, Sequence[Any]]]]:
     """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with the rest of its
-    row: ``_HASHED`` where ``hashed`` (read in the same pass: the body's row is read for
-    its plain text already) as the driver gives it (``_hashed`` converts it), else nothing.
+    row: ``_HASHED`` where ``hashed`` (items' own columns) as the driver gives it
+    (``_hashed`` converts it), else nothing.
 
     Read on the driver, each value used as it comes (no type's conversion, no Row): what
     SQLAlchemy made of 100,000 rows cost more than SQLite's reading them (issue 16)."""
@@ -477,22 +467,11 @@ class _Writer:
         filings: list[dict[str, Any]] = []
         unfiled: list[dict[str, Any]] = []
         for stored, outcome, rest in moved:
-            infocode, published, updated, enclosures, html, summary, raw, raw_is_html = rest
+            infocode, published, updated, enclosures, body = rest
             filed = () if outcome.dropped else outcome.categories
-            shown = Merged(
-                key=stored.view.key,
-                winner="",
-                infocode=infocode,
-                title=outcome.title,
-                link=stored.view.link,
-                content_html=html,
-                content_raw=html if raw_is_html else raw,
-                summary_html=summary,
-                author=stored.view.author,
-                published=published,
-                updated=None,
-                categories=filed,
-                enclosures=tuple(enclosures or ()),
+            view = stored.view
+            shown = shown_hash(
+                outcome.title, view.link, body, view.author, published, filed, infocode, enclosures
             )
             post = stored.post_category if stored.post_category in filed else None
             if post is None and filed:
@@ -504,7 +483,7 @@ class _Writer:
                     "title": outcome.title,
                     "base_title": base if outcome.title != base else None,
                     "dropped": outcome.dropped,
-                    "content_hash": merged_hash(shown, published),
+                    "content_hash": shown,
                     "post_category": post,
                     "updated": self.now,
                     "changed": self._stamp,
