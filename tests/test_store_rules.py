@@ -641,3 +641,35 @@ def test_stored_items_are_what_the_rows_say(store: Store, monkeypatch: pytest.Mo
             assert {s.view.key: (s.view.sources, s.filed) for s in listed} == {
                 k: (got[k][1], got[k][5]) for k in keys_
             }
+
+
+def test_ingest_hands_the_text_when_another_sources_version_wins(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A story a second source carries with the same body: the merged body is the first
+    source's version (it wins the tie by source id), and its plain text is the one the
+    second apply just derived for the same body, so the rules take it rather than take the
+    body apart a second time; the text rule still acts on it."""
+    import aggregator.rules as rules_module
+
+    setup(store)
+    ruleset = rules({"field": "text", "match": "gadget", "action": "file", "to": ["tech"]})
+    body = "<p>a new gadget</p><p>and  more</p>"
+
+    def story(source: str) -> Any:
+        return item("s1", source, content_html=body, content_raw=body, title="A story")
+
+    store.apply_items("em-a", [story("em-a")], T0, ruleset)
+    derived: list[str | None] = []
+    bare_text = rules_module.bare_text
+
+    def counted(html: str | None) -> str:
+        derived.append(html)
+        return bare_text(html)
+
+    monkeypatch.setattr(rules_module, "bare_text", counted)
+    result = store.apply_items("kj-b", [story("kj-b")], LATER, ruleset)
+    assert (result.new, result.dropped) == (1, 0)
+    assert derived == []  # the handed text, not the body taken apart again
+    assert keys(store, "tech") == ["s1"]
+    as_the_rules_make_them(store, ruleset)

@@ -226,19 +226,14 @@ class Merger:
         source_id, written = self.in_hand
         keys = written.keys
         in_hand = winner.source_id == source_id and winner.key in keys
-        text = None  # the winner's plain text, derived as its body was stored
-        if (
-            in_hand
-            and merged.content_html == winner.content_html
-            and merged.summary_html == winner.summary_html
-        ):
-            key = keys[winner.key]
-            text = None if key is None else written.texts.get(key)
+        body = keys[winner.key] if in_hand else bodies.key_of(winner)  # the merged texts' key
+        # the merged body is the winner's: its plain text where this apply stored a body with
+        # the same key, also when another source's version won (a story two sources carry)
+        text = None if body is None else written.texts.get(body)
         outcome = apply_rules(self.rules, view_of(merged, sources, text))
         filed = () if outcome.dropped else outcome.categories
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
-        body = keys[winner.key] if in_hand else bodies.key_of(winner)  # the merged texts' key
         return {
             "infocode": merged.infocode,
             "title": outcome.title,
