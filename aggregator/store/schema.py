@@ -78,6 +78,29 @@ def _as_sqlite_text(value: datetime | None) -> str | None:
     return text
 
 
+def _read_utc(value: Any) -> datetime | None:
+    """A stored datetime (SQLite: text; PostgreSQL: a datetime) as an aware UTC one."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    """``_as_sqlite_text``'s text read back aware: parsed with its offset appended, ten
+    times faster than ``replace(tzinfo=UTC)`` after (a text with an offset of its own:
+    ``_read_utc``)."""
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value + "+00:00")
+    except (TypeError, ValueError):
+        return _read_utc(value)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware UTC datetimes out.
 
@@ -102,14 +125,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         of their own): it runs for every datetime of every row written."""
         return _as_sqlite_text if dialect.name == "sqlite" else _as_utc
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """SQLite: ``_from_sqlite_text``, without TypeDecorator's wrapper (every datetime
+        of every row read: a re-application converts 160,000)."""
+        if dialect.name == "sqlite":
+            return _from_sqlite_text
+        return super().result_processor(dialect, coltype)
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _read_utc(value)
 
 
 class IdList(TypeDecorator[tuple[str, ...]]):
