@@ -114,15 +114,17 @@ class Tally:
         self.added: dict[str, datetime] = {}  #: newest ``updated`` filed under each category
         self.removed: dict[str, datetime] = {}  #: newest ``updated`` taken out of each
 
-    def add(self, category_ids: Iterable[str], updated: datetime) -> None:
+    def add(self, category_ids: Iterable[str], updated: datetime, items: int = 1) -> None:
+        """``items`` items filed under ``category_ids``, the newest of them ``updated``."""
         for cid in set(category_ids):
-            self.delta[cid] += 1
+            self.delta[cid] += items
             if cid not in self.added or updated > self.added[cid]:
                 self.added[cid] = updated
 
-    def remove(self, category_ids: Iterable[str], updated: datetime) -> None:
+    def remove(self, category_ids: Iterable[str], updated: datetime, items: int = 1) -> None:
+        """``items`` items taken out of ``category_ids``, the newest of them ``updated``."""
         for cid in set(category_ids):
-            self.delta[cid] -= 1
+            self.delta[cid] -= items
             if cid not in self.removed or updated > self.removed[cid]:
                 self.removed[cid] = updated
 

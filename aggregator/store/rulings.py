@@ -444,8 +444,19 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     )
 
 
+#: the values ``_Writer`` gives ``_UPDATE`` for each row (then "updated" and "changed",
+#: alike in every row of one re-application)
+_UPDATED = ("title", "base_title", "dropped", "content_hash", "post_category", "b_id")
+
+
 class _Writer:
-    """Writes the items whose outcome changed, a batch at a time: rows, filing, counts."""
+    """Writes the items whose outcome changed, a batch at a time: rows, filing; the
+    categories' counts once, at the end.
+
+    Per item only what differs is worked out (its hash, its row's values, the filings
+    that change); what repeats across items is worked out once per distinct value: a
+    set of categories' post category, and the counts (tallied per set of categories
+    before and after, issue 16: 100,000 items re-applied at once)."""
 
     def __init__(self, conn: Connection, now: datetime) -> None:
         self.conn = conn
@@ -455,6 +466,10 @@ class _Writer:
         self.changed = self.dropped = self.restored = 0
         self._ranks: cats.Categories | None = None
         self._stamp: int | None = None  #: the change counter the rows written carry
+        self._posts: dict[tuple[str, ...], str | None] = {}  #: filed -> its post category
+        #: categories items left -> how many items, the newest ``updated`` among them
+        self._left: dict[frozenset[str], tuple[int, datetime]] = {}
+        self._came: dict[tuple[str, ...], int] = {}  #: categories items came to -> how many
 
     def write(self, moved: list[tuple[Stored, RuleOutcome, Sequence[Any]]]) -> None:
         """``moved``: each item, what the rules now make of it, and its ``_HASHED``."""
@@ -462,59 +477,54 @@ class _Writer:
         if self._ranks is None:
             self._ranks = cats.read_categories(conn)
             self._stamp = cats.stamp(conn)
-        ranks = self._ranks.ranks
-        updates: list[dict[str, Any]] = []
-        filings: list[dict[str, Any]] = []
-        unfiled: list[dict[str, Any]] = []
+        ranks, posts, left, came = self._ranks.ranks, self._posts, self._left, self._came
+        updates: list[tuple[Any, ...]] = []
+        filings: list[tuple[Any, ...]] = []
+        unfiled: list[tuple[int, str]] = []
         for stored, outcome, rest in moved:
             infocode, published, updated, enclosures, body = rest
-            filed = () if outcome.dropped else outcome.categories
+            title, dropped, old = outcome.title, outcome.dropped, stored.filed
+            filed = () if dropped else outcome.categories
             view = stored.view
+            post = stored.post_category
+            if post is None or post not in filed:
+                post = posts.get(filed)
+                if post is None and filed and filed not in posts:
+                    post = posts[filed] = cats.post_category(filed, (), ranks)
+            base = view.title
             shown = shown_hash(
-                outcome.title, view.link, body, view.author, published, filed, infocode, enclosures
+                title, view.link, body, view.author, published, filed, infocode, enclosures
             )
-            post = stored.post_category if stored.post_category in filed else None
-            if post is None and filed:
-                post = cats.post_category(filed, (), ranks)
-            base = stored.view.title
-            updates.append(
-                {
-                    "b_id": stored.item_id,
-                    "title": outcome.title,
-                    "base_title": base if outcome.title != base else None,
-                    "dropped": outcome.dropped,
-                    "content_hash": shown,
-                    "post_category": post,
-                    "updated": self.now,
-                    "changed": self._stamp,
-                }
-            )
-            key = stored.view.key
             item_id = stored.item_id
-            filings += [
-                {"item_id": item_id, "category_id": c, "published": published, "key": key}
-                for c in filed
-                if c not in stored.filed
-            ]
-            unfiled += [
-                {"b_item": item_id, "b_category": c} for c in stored.filed if c not in filed
-            ]
-            self.tally.remove(stored.filed, updated)
-            self.tally.add(filed, self.now)
-            self.categories.update(stored.filed, filed)
-            if outcome.dropped != stored.dropped:
-                if outcome.dropped:
+            updates.append((title, None if title == base else base, dropped, shown, post, item_id))
+            if len(old) != len(filed) or not old.issuperset(filed):
+                key = view.key
+                filings += [(item_id, c, published, key) for c in filed if c not in old]
+                unfiled += [(item_id, c) for c in old if c not in filed]
+            if old:
+                was = left.get(old)
+                left[old] = (1, updated) if was is None else (was[0] + 1, max(was[1], updated))
+            came[filed] = came.get(filed, 0) + 1
+            if dropped != stored.dropped:
+                if dropped:
                     self.dropped += 1
                 else:
                     self.restored += 1
         self.changed += len(moved)
-        _UPDATE.many(conn, updates)
-        _UNFILE.many(conn, unfiled)  # only the filings that change: a retitled item's stay
-        _FILE.execute(conn, filings)
+        _UPDATE.many_values(conn, _UPDATED, updates, {"updated": self.now, "changed": self._stamp})
+        _UNFILE.many_values(conn, ("b_item", "b_category"), unfiled)  # a retitled item's stay
+        _FILE.execute_values(conn, filings)
 
     def finish(self) -> None:
         """The categories' counts and change stamps (after every batch: once)."""
         if self._ranks is None:
             return
+        for old, (n, newest) in self._left.items():
+            self.tally.remove(old, newest, n)
+            self.categories.update(old)
+        for filed, n in self._came.items():
+            if filed:
+                self.tally.add(filed, self.now, n)
+                self.categories.update(filed)
         self.tally.write(self.conn, self._ranks.newest)
         cats.bump(self.conn, self.categories, value=self._stamp)
