@@ -420,13 +420,24 @@ def test_bodies_keep_their_plain_text_and_reapply_reads_it(store: Store) -> None
     check(store)
 
 
+@pytest.mark.parametrize("child", [False, True], ids=["here", "in-a-child"])
 def test_reapply_a_batch_at_a_time_is_the_full_evaluation(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, child: bool
 ) -> None:
     """Items read, evaluated and written in batches (here of two) come out as one full
     evaluation makes them, counts and change stamps included: a moved item carries the
-    re-application's stamp, an item left alone keeps its own."""
+    re-application's stamp, an item left alone keeps its own. The same where a child
+    process evaluates each batch while this one writes the one before (rules/child.py)."""
     monkeypatch.setattr(rulings, "BATCH", 2)
+    monkeypatch.setattr(rulings, "CHILD_ITEMS", 0 if child else 10**9)
+    used: list[bool] = []
+
+    class Seen(rulings.Evaluator):
+        def close(self) -> None:
+            used.append(self.in_child)
+            super().close()
+
+    monkeypatch.setattr(rulings, "Evaluator", Seen)
     setup(store)
     store.apply_items(
         "em-a",
@@ -451,6 +462,7 @@ def test_reapply_a_batch_at_a_time_is_the_full_evaluation(
     moved = {k for k in after if after[k] != before[k]}
     assert moved == {"e0", "e1", "e3", "b0", "b1", "b2"}
     assert len({after[k] for k in moved}) == 1 and after["e1"] > max(before.values())
+    assert used[-1] is child
 
 
 def stamps(store: Store) -> dict[str, int]:
@@ -673,3 +685,37 @@ def test_ingest_hands_the_text_when_another_sources_version_wins(
     assert derived == []  # the handed text, not the body taken apart again
     assert keys(store, "tech") == ["s1"]
     as_the_rules_make_them(store, ruleset)
+
+
+def test_reapply_in_a_child_reads_each_body_text(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a child process evaluates, the bodies' texts go to it as read (UTF-8) and
+    come out as an evaluation here makes them: kept, derived, Chinese, none."""
+    monkeypatch.setattr(rulings, "CHILD_ITEMS", 0)
+    monkeypatch.setattr(rulings, "BATCH", 2)
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [
+            item("t1", "em-a", content_html="<p>芯片 出口 <b>管制</b></p>"),
+            item("t2", "em-a", content_html="<p>a casino ad</p>"),
+            item("t3", "em-a", content_html=None, content_raw=None),
+            item("t4", "em-a", content_html="<p>plain news</p>"),
+            item("t5", "em-a", content_html="<p>more 芯片</p>"),
+        ],
+        T0,
+    )
+    set_plain_text(store, "t4", None)  # never derived: from the body, in this process
+    set_plain_text(store, "t5", "kept 芯片 text")
+    ruleset = rules(
+        {"field": "text", "match": "芯片 出口 管制|kept 芯片", "action": "file", "to": ["tech"]},
+        {"field": "text", "match": "casino", "action": "drop"},
+        {"field": "text", "match": "plain news", "action": "file", "to": ["ads"]},
+    )
+    done = store.reapply_rules(ruleset, LATER)
+    assert (done.evaluated, done.changed, done.dropped) == (5, 4, 1)
+    assert keys(store, "tech") == ["t1", "t5"] and keys(store, "ads") == ["t4"]
+    assert "t2" not in keys(store)
+    as_the_rules_make_them(store, ruleset)
+    check(store)

@@ -13,6 +13,7 @@ The digest of the rules the rows were made with is kept in ``meta``
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    LargeBinary,
     Select,
     bindparam,
     case,
@@ -31,15 +33,17 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from aggregator.rules import (
     ItemView,
     RuleOutcome,
     RuleSet,
-    apply_rules,
     body_text,
     rules_from_json,
 )
+from aggregator.rules.child import Evaluator
 from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
@@ -50,8 +54,12 @@ from aggregator.store.schema import applied_rules as applied
 from aggregator.store.schema import item_categories, item_versions, items, meta
 from aggregator.store.schema import sources as sources_t
 
-#: items read per round trip while evaluating (by id range; by id list: BATCH_IDS)
-BATCH = 20_000
+#: items read per round trip while evaluating (by id range; by id list: BATCH_IDS); the
+#: first is evaluated before any is written: where a child evaluates, the smaller the sooner
+BATCH = 10_000
+#: re-applications to at least this many items evaluate them in a second process while
+#: this one reads and writes (rules/child.py); fewer do not repay the child's start
+CHILD_ITEMS = 40_000
 BATCH_IDS = CHUNK
 _DIGEST = "rules"
 
@@ -109,9 +117,37 @@ def body_column() -> Any:
     return func.coalesce(func.nullif(texts.CONTENT_HTML, ""), texts.SUMMARY_HTML)
 
 
-def _text(plain: str | None, body: str | None) -> str | None:
+class _UTF8(FunctionElement[bytes]):
+    """A text column read as its UTF-8 bytes (SQLite: the stored text's own bytes), for
+    rules that match UTF-8: a text a child process evaluates is not decoded here."""
+
+    type = LargeBinary()
+    inherit_cache = True
+    name = "utf8"
+
+
+@compiles(_UTF8, "sqlite")
+def _utf8_sqlite(element: _UTF8, compiler: Any, **kw: Any) -> str:
+    return f"CAST({compiler.process(element.clauses, **kw)} AS BLOB)"
+
+
+@compiles(_UTF8, "postgresql")
+def _utf8_postgresql(element: _UTF8, compiler: Any, **kw: Any) -> str:
+    return f"convert_to({compiler.process(element.clauses, **kw)}, 'UTF8')"
+
+
+def _text(plain: bytes | None, body: str | None) -> str | None:
     """The plain text read (``_read``), else derived from the body read in its place."""
-    return plain if plain is not None or body is None else body_text(body)
+    if plain is not None:
+        return plain.decode()
+    return None if body is None else body_text(body)
+
+
+def _utf8(plain: bytes | None, body: str | None) -> bytes | None:
+    """``_text`` as UTF-8: the plain text as read."""
+    if plain is not None or body is None:
+        return plain
+    return body_text(body).encode()
 
 
 def stored_items(
@@ -126,7 +162,7 @@ def stored_items(
     if source_id is not None:
         ids = _carried_by(conn, [source_id])
     for batch in _stored_batches(conn, fields, ids=ids):
-        for one, _ in batch:
+        for one, _, _ in batch:
             yield one
 
 
@@ -155,7 +191,7 @@ def _read(fields: Collection[str], *, hashed: bool, listed: bool) -> Query:
     columns += [
         _i.link,
         _i.post_category,
-        (plain if text else null()).label("plain"),
+        (_UTF8(plain) if text else null()).label("plain"),
         (case((plain.is_(None), body_column())) if text else null()).label("body"),
         (body_column() if content else null()).label("html"),
     ]
@@ -176,10 +212,12 @@ def _stored_batches(
     *,
     ids: Sequence[int] | None = None,
     hashed: bool = False,
-) -> Iterator[list[tuple[Stored, Sequence[Any]]]]:
-    """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with the rest of its
-    row: ``_HASHED`` where ``hashed`` (items' own columns) as the driver gives it
-    (``_hashed`` converts it), else nothing.
+    decoded: bool = True,
+) -> Iterator[list[tuple[Stored, bytes | None, Sequence[Any]]]]:
+    """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with its text as
+    UTF-8 and the rest of its row: ``_HASHED`` where ``hashed`` (items' own columns) as the
+    driver gives it (``_hashed`` converts it), else nothing. ``decoded``: the view has its
+    text and the UTF-8 is None; else the view's text is None, the UTF-8 is what was read.
 
     Read on the driver, each value used as it comes (no type's conversion, no Row): what
     SQLAlchemy made of 100,000 rows cost more than SQLite's reading them (issue 16)."""
@@ -188,7 +226,7 @@ def _stored_batches(
     for rows in _batches(conn, fields, hashed=hashed, ids=ids):
         carried = _versions(conn, rows)
         filed = _filed(conn, rows)
-        batch: list[tuple[Stored, Sequence[Any]]] = []
+        batch: list[tuple[Stored, bytes | None, Sequence[Any]]] = []
         for row in rows:
             item_id, key, title, base, dropped, author, link, post, plain, body, html = row[:_READ]
             sources, categories = carried.get(item_id, none)
@@ -200,10 +238,10 @@ def _stored_batches(
                 content_html=html,
                 author=author,
                 link=link,
-                text=_text(plain, body),
+                text=_text(plain, body) if decoded else None,
             )
             stored = Stored(item_id, view, title, bool(dropped), filed.get(item_id, unfiled), post)
-            batch.append((stored, row[_READ:]))
+            batch.append((stored, None if decoded else _utf8(plain, body), row[_READ:]))
         yield batch
 
 
@@ -423,15 +461,19 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     evaluated = 0
     writer = _Writer(conn, now)
     hashed = _hashed(conn, rules.fields)
-    for batch in _stored_batches(conn, rules.fields, ids=ids, hashed=True):
-        evaluated += len(batch)
-        moved = []
-        for one, rest in batch:
-            outcome = apply_rules(rules, one.view)
-            if differs(one, outcome):
-                moved.append((one, outcome, hashed(rest)))
-        if moved:
-            writer.write(moved)
+    many = (len(ids) if ids is not None else _count(conn)) >= CHILD_ITEMS
+    with Evaluator(rules, child=many) as evaluator:
+        decoded = not evaluator.in_child  # a child decodes the texts itself
+        batches = _stored_batches(conn, rules.fields, ids=ids, hashed=True, decoded=decoded)
+        for batch, outcomes in _evaluated(evaluator, batches):
+            evaluated += len(batch)
+            moved = [
+                (one, outcome, hashed(rest))
+                for (one, _, rest), outcome in zip(batch, outcomes, strict=True)
+                if differs(one, outcome)
+            ]
+            if moved:
+                writer.write(moved)
     writer.finish()
     _keep(conn, rules)
     return Reapplied(
@@ -442,6 +484,26 @@ def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
         changed_categories=frozenset(writer.categories),
         skipped=looked - evaluated if ids is not None else 0,
     )
+
+
+def _count(conn: Connection) -> int:
+    """How many items a full re-application reads."""
+    return conn.execute(select(func.count()).select_from(items)).scalar_one()
+
+
+def _evaluated(
+    evaluator: Evaluator, batches: Iterator[list[tuple[Stored, bytes | None, Sequence[Any]]]]
+) -> Iterator[tuple[list[tuple[Stored, bytes | None, Sequence[Any]]], list[RuleOutcome]]]:
+    """Each batch with what the rules make of its items; the next batch is read and sent
+    before this one's outcomes are taken, so a child evaluates it while this one is written."""
+    waiting: deque[list[tuple[Stored, bytes | None, Sequence[Any]]]] = deque()
+    for batch in batches:
+        evaluator.send([one.view for one, _, _ in batch], [text for _, text, _ in batch])
+        waiting.append(batch)
+        if len(waiting) > 1:
+            yield waiting.popleft(), evaluator.receive()
+    while waiting:
+        yield waiting.popleft(), evaluator.receive()
 
 
 #: the values ``_Writer`` gives ``_UPDATE`` for each row (then "updated" and "changed",

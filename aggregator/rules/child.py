@@ -1,0 +1,247 @@
+"""Rules evaluated in a second process, a batch of item views at a time (issue 16).
+
+Re-applying changed rules to every stored item reads, evaluates and writes a
+batch at a time; in one process the three add up. A child interpreter that
+evaluates batch k+1 while the parent writes batch k (and reads k+2) takes the
+evaluation off the parent's path, on a second core:
+
+    parent ──views of batch k (pickled)──▶ child ──(dropped, title, categories)…──▶ parent
+
+The child is a plain interpreter on pipes (``subprocess``, as parse/budget.py:
+safe from a threaded daemon, no fork), in its own session (a terminal's Ctrl-C
+is for the parent); it compiles the rules again from what each says
+(``Rule.said``) and exits when its stdin closes. Deciding only: the parent keeps
+the database. Where no child starts, or one fails, the batches are evaluated in
+the parent: the same outcomes, one core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import fields, replace
+from operator import attrgetter
+from typing import IO
+
+from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
+
+log = logging.getLogger("aggregator.rules")
+
+#: fcntl's F_SETPIPE_SZ (Linux; Python has it as fcntl.F_SETPIPE_SZ from 3.10, not typed)
+_F_SETPIPE_SZ = 1031
+#: buffers per writev (Linux's IOV_MAX)
+_IOV = 1024
+_CHILD = "from aggregator.rules.child import child_main; child_main()"
+_HEADER = 8
+#: the fields of an ItemView sent pickled: all but its text, sent as UTF-8 (``send``)
+_NAMES = tuple(f.name for f in fields(ItemView) if f.name != "text")
+_VALUES = attrgetter(*_NAMES)
+
+
+class Evaluator:
+    """``apply_rules`` over batches of views, in a child process where one runs; each
+    ``receive`` gives the outcomes of the oldest batch sent and not yet received.
+
+    A child's outcomes leave out ``effects`` (which rules acted): a re-application
+    writes what the rules made of each item, not which rule made it.
+    """
+
+    def __init__(self, rules: RuleSet, *, child: bool) -> None:
+        """``child``: evaluate in a second process (where there is a second core)."""
+        self.rules = rules
+        #: the batches sent and not yet received: their views and texts
+        self._sent: deque[tuple[Sequence[ItemView], Sequence[bytes | None]]] = deque()
+        self._proc: subprocess.Popen[bytes] | None = None
+        if child and rules.rules and (os.cpu_count() or 1) > 1:
+            self._start()
+
+    @property
+    def in_child(self) -> bool:
+        return self._proc is not None
+
+    def _start(self) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _CHILD],
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                start_new_session=True,
+            )
+            assert self._proc.stdin is not None
+            with contextlib.suppress(OSError):  # a larger pipe: fewer wake-ups per batch
+                fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 20)
+            said = [r.said for r in self.rules.rules]
+            self._write(pickle.dumps((said, self.rules.digest), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            self._fail(exc)
+
+    def send(self, views: Sequence[ItemView], texts: Sequence[bytes | None] = ()) -> None:
+        """Evaluate ``views``; ``texts``: their texts as UTF-8 where the views have none
+        (a child decodes them: pickled, each text would be encoded here and decoded there,
+        at a cost on the order of evaluating it)."""
+        if not texts:
+            texts = [None] * len(views)
+        self._sent.append((views, texts))
+        if self._proc is None:
+            return
+        try:
+            pairs = zip(views, texts, strict=True)
+            texts = [t if v.text is None else v.text.encode() for v, t in pairs]
+            lengths = [-1 if t is None else len(t) for t in texts]
+            values = [_VALUES(v) for v in views]
+            head = pickle.dumps((values, lengths), protocol=pickle.HIGHEST_PROTOCOL)
+            self._write(len(head).to_bytes(_HEADER, "big") + head, *[t for t in texts if t])
+        except OSError as exc:
+            self._fail(exc)
+
+    def receive(self) -> list[RuleOutcome]:
+        """The outcomes of the oldest batch sent and not yet received, in its order."""
+        views, texts = self._sent.popleft()
+        if self._proc is not None:
+            try:
+                outcomes, disabled = pickle.loads(self._read())
+            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                self._fail(exc)
+            else:
+                by_number = {r.number: r for r in self.rules.rules}
+                for number, key in disabled:
+                    self.rules._disable(by_number[number], key)
+                return [RuleOutcome(d, t, c) for d, t, c in outcomes]
+        return [
+            apply_rules(self.rules, view if text is None else replace(view, text=text.decode()))
+            for view, text in zip(views, texts, strict=True)
+        ]
+
+    def close(self) -> None:
+        """End the child (its stdin closed: it exits) and reap it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> Evaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _fail(self, exc: BaseException) -> None:
+        """The child is gone or unusable: every batch from here on is evaluated here."""
+        if self._proc is not None:
+            code = self._proc.poll()
+            log.warning("rules evaluated here: their child process failed (%r, exit %s)", exc, code)
+            with contextlib.suppress(OSError):
+                self._proc.kill()
+            self.close()
+
+    def _write(self, *parts: bytes) -> None:
+        """One message: its length, then ``parts`` (written from where they are: no copy
+        of a batch's texts joined)."""
+        assert self._proc is not None and self._proc.stdin is not None
+        fd = self._proc.stdin.fileno()
+        _write_all(fd, sum(map(len, parts)).to_bytes(_HEADER, "big"))
+        for start in range(0, len(parts), _IOV):
+            _write_all(fd, *parts[start : start + _IOV])
+
+    def _read(self) -> bytes:
+        assert self._proc is not None and self._proc.stdout is not None
+        out = self._proc.stdout.fileno()
+        return _read_exactly(out, int.from_bytes(_read_exactly(out, _HEADER), "big"))
+
+
+def _write_all(fd: int, *parts: bytes) -> None:
+    views = [memoryview(p) for p in parts if p]
+    first = 0
+    while first < len(views):
+        done = os.writev(fd, views[first:])
+        while first < len(views) and done >= len(views[first]):
+            done -= len(views[first])
+            first += 1
+        if done:
+            views[first] = views[first][done:]
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    """``size`` bytes from a pipe; ``EOFError`` where it ends first."""
+    parts: list[bytes] = []
+    while size:
+        part = os.read(fd, min(size, 1 << 20))
+        if not part:
+            raise EOFError
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
+def _drain(stdin: IO[bytes], inbox: queue.SimpleQueue[bytes | None]) -> None:
+    """Read each message as it comes (the parent never waits on a full pipe while this
+    process writes its answer); None at EOF."""
+    fd = stdin.fileno()
+    try:
+        while True:
+            inbox.put(_read_exactly(fd, int.from_bytes(_read_exactly(fd, _HEADER), "big")))
+    except (EOFError, OSError):
+        inbox.put(None)
+
+
+def child_main() -> None:
+    """The child's loop: the rules, then batches of views in; their outcomes out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.disable(logging.CRITICAL)  # the parent logs what this process tells it
+    from aggregator.rules import rules_from_json
+
+    # answers go out on a private copy of fd 1; anything a library prints goes to stderr
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    threading.Thread(target=_drain, args=(sys.stdin.buffer, inbox), daemon=True).start()
+    first = inbox.get()
+    if first is None:
+        return
+    said, digest = pickle.loads(first)
+    rules = rules_from_json(said)
+    if rules.digest != digest:
+        sys.exit(f"rules child: the rules compiled again differ ({rules.digest} != {digest})")
+    reported: set[int] = set()  #: the rules disabled over their budget, told the parent
+    while (message := inbox.get()) is not None:
+        outcomes: list[tuple[bool, str, tuple[str, ...]]] = []
+        disabled: list[tuple[int, str]] = []  #: (rule, the item it ran over its budget on)
+        size = int.from_bytes(message[:_HEADER], "big")
+        values, lengths = pickle.loads(message[_HEADER : _HEADER + size])
+        blob = memoryview(message)[_HEADER + size :]
+        at = 0
+        for one, length in zip(values, lengths, strict=True):
+            text = None
+            if length >= 0:
+                text = str(blob[at : at + length], "utf-8")
+                at += length
+            view = ItemView(**dict(zip(_NAMES, one, strict=True)), text=text)
+            outcome = apply_rules(rules, view)
+            outcomes.append((outcome.dropped, outcome.title, outcome.categories))
+            if len(rules._disabled) > len(reported):
+                new = [n for n in rules.disabled if n not in reported]
+                reported.update(new)
+                disabled += [(n, view.key) for n in new]
+        data = pickle.dumps((outcomes, disabled), protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.write(len(data).to_bytes(_HEADER, "big") + data)
+        stdout.flush()
