@@ -208,6 +208,43 @@ def test_reapplied_items_hash_as_a_merge_does_and_no_body_is_read(store: Store) 
     check(store)
 
 
+def test_reapply_dates_a_category_whose_newest_items_leave(store: Store) -> None:
+    """The counts are tallied per set of categories: the newest of the items that left
+    one is what tells that the category's newest must be read again from its items."""
+    setup(store)
+    hours = {"o1": 0, "o2": 3, "o3": 2, "k1": 1}  # o2, the newest, not the first to leave
+    store.apply_items(
+        "em-a",
+        [item(k, "em-a", title=k, updated=T0 + timedelta(hours=h)) for k, h in hours.items()],
+        T0,
+    )
+    store.reapply_rules(rules(), T0)
+    assert check(store)["news"] == (4, T0 + timedelta(hours=3))
+    done = store.reapply_rules(rules({"match": "^o", "action": "drop"}), LATER)
+    assert (done.changed, done.dropped) == (3, 3)
+    assert check(store)["news"] == (1, T0 + timedelta(hours=1))
+
+
+def test_reapply_gives_each_set_of_categories_its_post_category(store: Store) -> None:
+    """An item whose post category it left gets the one of its new categories first in
+    the config's order, worked out once per set of categories (tech before ads)."""
+    setup(store)
+    store.apply_items(
+        "em-a", [item(k, "em-a", title=t) for k, t in (("p1", "ad"), ("p2", "ad chip"))], T0
+    )
+    store.reapply_rules(
+        rules(
+            {"match": "ad", "action": "file", "to": ["ads"]},
+            {"match": "chip", "action": "file", "to": ["tech"]},
+            {"match": "ad", "action": "unfile", "to": ["news"]},
+        ),
+        LATER,
+    )
+    with store.engine.connect() as conn:
+        posts = dict(conn.execute(select(items.c.key, items.c.post_category)).all())
+    assert posts == {"p1": "ads", "p2": "tech"}
+
+
 def test_stored_items_read_only(store: Store) -> None:
     setup(store)
     store.apply_items("em-a", [item("i1", "em-a"), item("i2", "em-a")], T0)
