@@ -68,7 +68,18 @@ def test_a_failed_child_leaves_the_parent_to_evaluate(caplog: pytest.LogCaptureF
         assert decided(evaluator.receive()) == here
         assert not evaluator.in_child
         assert decided(evaluator.receive()) == here
-    assert "their child process failed" in caplog.text
+    assert "their child process failed (BrokenPipeError" in caplog.text
+    caplog.clear()
+    with (
+        caplog.at_level(logging.WARNING, logger="aggregator.rules"),
+        Evaluator(rules, child=True) as evaluator,
+    ):
+        evaluator.send(bare, texts)  # taken by the pipe: the child is still starting
+        assert evaluator._proc is not None
+        evaluator._proc.kill()
+        assert decided(evaluator.receive()) == here  # its answer never comes
+        assert not evaluator.in_child
+    assert "their child process failed (EOFError" in caplog.text
 
 
 def test_a_rule_the_child_disables_is_disabled_here(caplog: pytest.LogCaptureFixture) -> None:
