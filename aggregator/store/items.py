@@ -32,7 +32,7 @@ from sqlalchemy import BindParameter, Connection, bindparam, delete, select, upd
 
 from aggregator.entryid import key_uuid
 from aggregator.model import Item
-from aggregator.rules import NO_RULES, ItemView, RuleSet, apply_rules
+from aggregator.rules import NO_RULES, ItemView, RuleOutcome, RuleSet, apply_rules
 from aggregator.similar import SimilarRule
 from aggregator.store import bodies, counts, rulings, versions
 from aggregator.store import categories as cats
@@ -219,18 +219,34 @@ class Merger:
             self._categories = cats.read_categories(self.conn)
         return self._categories
 
-    def _row(
-        self, merged: Merged, winner: Item, published: datetime, sources: tuple[str, ...]
-    ) -> tuple[dict[str, Any], tuple[str, ...]]:
-        """The merged row as the rules leave it, and the categories it is filed under."""
+    def _judge(
+        self, batch: Sequence[tuple[Merged, Item, tuple[str, ...]]]
+    ) -> list[tuple[bytes | None, RuleOutcome]]:
+        """Each merged item's body key and what the rules make of it (``(merged, winner,
+        sources)``), the whole batch in one loop before any row is built, so that the rules'
+        code and RE2 sets stay in the processor's caches from one item to the next."""
         source_id, written = self.in_hand
-        keys = written.keys
-        in_hand = winner.source_id == source_id and winner.key in keys
-        body = keys[winner.key] if in_hand else bodies.key_of(winner)  # the merged texts' key
-        # the merged body is the winner's: its plain text where this apply stored a body with
-        # the same key, also when another source's version won (a story two sources carry)
-        text = None if body is None else written.texts.get(body)
-        outcome = apply_rules(self.rules, view_of(merged, sources, text))
+        keys, texts, rules = written.keys, written.texts, self.rules
+        judged = []
+        for merged, winner, sources in batch:
+            in_hand = winner.source_id == source_id and winner.key in keys
+            body = keys[winner.key] if in_hand else bodies.key_of(winner)  # the merged texts' key
+            # the merged body is the winner's: its plain text where this apply stored a body
+            # with the same key, also when another source's version won (a story two carry)
+            text = None if body is None else texts.get(body)
+            judged.append((body, apply_rules(rules, view_of(merged, sources, text))))
+        return judged
+
+    def _row(
+        self,
+        merged: Merged,
+        winner: Item,
+        published: datetime,
+        body: bytes | None,
+        outcome: RuleOutcome,
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The merged row as the rules left it (``_judge``), and the categories it is filed
+        under."""
         filed = () if outcome.dropped else outcome.categories
         if outcome.dropped:
             self.dropped_keys.add(merged.key)
@@ -265,10 +281,16 @@ class Merger:
             return {}
         rows = []
         placed_fresh: list[tuple[str, ...]] = []
-        for item in fresh:
-            merged = merge_versions([item])
+        merged_all = [merge_versions([item]) for item in fresh]
+        judged = self._judge(
+            [
+                (merged, item, (item.source_id,))
+                for merged, item in zip(merged_all, fresh, strict=True)
+            ]
+        )
+        for item, merged, (body, outcome) in zip(fresh, merged_all, judged, strict=True):
             published = self._dated(item.key, merged.published, self.now)
-            row, filed = self._row(merged, item, published, (item.source_id,))
+            row, filed = self._row(merged, item, published, body, outcome)
             placed_fresh.append(filed)
             row.update(
                 key=item.key,
@@ -327,13 +349,18 @@ class Merger:
                     old_cats[row.id].add(row.category_id)
         updates: list[dict[str, Any]] = []
         placed: dict[int, tuple[str, datetime, tuple[str, ...]]] = {}
+        batch = []
         for item_id in item_ids:
-            stored, vs = current[item_id], versions[item_id]
+            vs = versions[item_id]
             merged = merge_versions(vs)
-            published = self._dated(stored.key, merged.published, stored.first_seen)
             winner = next(x for x in vs if x.source_id == merged.winner)
-            sources = tuple(sorted(x.source_id for x in vs))
-            values, filed = self._row(merged, winner, published, sources)
+            batch.append((merged, winner, tuple(sorted(x.source_id for x in vs))))
+        for item_id, (merged, winner, _), (body, outcome) in zip(
+            item_ids, batch, self._judge(batch), strict=True
+        ):
+            stored = current[item_id]
+            published = self._dated(stored.key, merged.published, stored.first_seen)
+            values, filed = self._row(merged, winner, published, body, outcome)
             if (values["content_hash"], values["dropped"]) == (
                 stored.content_hash,
                 bool(stored.dropped),
