@@ -21,7 +21,15 @@ from aggregator.dedupe import dedupe_feed
 from aggregator.errors import ParseError
 from aggregator.model import Fetched
 from aggregator.parse import parse_feed
-from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules, compile_rules
+from aggregator.rules import (
+    BARE,
+    ItemView,
+    RuleOutcome,
+    RuleSet,
+    _Fields,
+    apply_rules,
+    compile_rules,
+)
 from aggregator.rules.patterns import WHITESPACE, space_blind
 from aggregator.sanitize import spaced_text_of_clean, text_of_clean
 
@@ -184,6 +192,31 @@ def test_text_given_by_the_reader_gives_the_same() -> None:
     for view in views:
         with_text = replace(view, text=text_of_clean(view.content_html or view.summary_html))
         assert apply_rules(rules, with_text) == apply_rules(rules, view), view.key
+
+
+def test_text_given_as_utf8_gives_the_same() -> None:
+    """A reader that has the collapsed text as UTF-8 (``ItemView.text_utf8``, as a store
+    reads it) gets the same outcomes as one given it as a string, and the rules read those
+    bytes (a view without a body matches on them)."""
+    from dataclasses import replace
+
+    views = fixture_views()
+    rules = compile_rules([RuleConfig(**t) for t in varied_rules(views)])
+    for view in views:
+        text = text_of_clean(view.content_html or view.summary_html)
+        as_str = apply_rules(rules, replace(view, text=text))
+        assert apply_rules(rules, replace(view, text_utf8=text.encode())) == as_str, view.key
+    bodiless = ItemView("k", "t", ("s",), ("news",), text_utf8="a 中文 chip".encode())
+    reading = compile_rules(
+        [
+            RuleConfig(field="text", match="中文 chip", action="file", to=["a"]),  # collapsed
+            RuleConfig(field="text", match="中文", action="file", to=["b"]),  # bare (blind)
+            RuleConfig(field="text", match=r"中文(?=\s+chip)", action="file", to=["c"]),  # regex
+        ]
+    )
+    assert apply_rules(reading, bodiless).categories == ("a", "b", "c", "news")
+    # and RE2 is handed those very bytes, not the text decoded and encoded again
+    assert _Fields(bodiless).data(BARE) is _Fields(bodiless).data("text") is bodiless.text_utf8
 
 
 @pytest.mark.parametrize(

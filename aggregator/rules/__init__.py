@@ -111,6 +111,9 @@ class ItemView:
     #: the body's plain text (``body_text``), where the reader has it already; None: from
     #: the body, when a rule reads it
     text: str | None = None
+    #: the same plain text as UTF-8, where the reader has it so (a store reads it as bytes:
+    #: RE2 reads UTF-8, so it is neither decoded nor encoded again); ``text`` may then be None
+    text_utf8: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,18 +325,22 @@ class _Fields:
         self._text = view.text
         self._bare: str | None = None
         self._data: dict[str, bytes] = {}
+        if view.text_utf8 is not None:  # the collapsed text: what BARE reads where it is at hand
+            self._data["text"] = self._data[BARE] = view.text_utf8
 
     def value(self, name: str) -> str:
         v = self.view
         if name == "title":
             return self.title
         if name == "text":
+            if self._text is None and v.text_utf8 is not None:
+                self._text = v.text_utf8.decode()
             if self._text is None:
                 self._text = " ".join(self.value(BARE).split())  # body_text, from the bare one
             return self._text
         if name == BARE:  # the collapsed text where it is at hand: the same matches
-            if self._text is not None:
-                return self._text
+            if self._text is not None or v.text_utf8 is not None:
+                return self.value("text")
             if self._bare is None:
                 self._bare = bare_text(v.content_html or v.summary_html)
             return self._bare
