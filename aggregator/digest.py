@@ -18,5 +18,7 @@ from collections.abc import Sequence
 
 def fields_digest(fields: Sequence[str]) -> str:
     """Hex SHA-256 of ``fields``, length-prefixed (see the module docstring)."""
-    blob = f"{len(fields)};" + "".join([f"{len(value)}:{value}" for value in fields])
-    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+    parts = [f"{len(fields)};"]
+    for value in fields:  # a fifth faster than one f-string a field (issue 16: re-apply)
+        parts += (str(len(value)), ":", value)
+    return hashlib.sha256("".join(parts).encode("utf-8", "surrogatepass")).hexdigest()

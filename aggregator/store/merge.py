@@ -115,7 +115,7 @@ def shown_hash(
         link or "",
         "" if body is None else body.hex(),
         author or "",
-        published.astimezone(UTC).isoformat(),
+        (published if published.tzinfo is UTC else published.astimezone(UTC)).isoformat(),
         " ".join(categories),
         infocode or "",
     )
