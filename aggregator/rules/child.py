@@ -44,7 +44,7 @@ _IOV = 1024
 _CHILD = "from aggregator.rules.child import child_main; child_main()"
 _HEADER = 8
 #: the fields of an ItemView sent pickled: all but its text, sent as UTF-8 (``send``)
-_NAMES = tuple(f.name for f in fields(ItemView) if f.name != "text")
+_NAMES = tuple(f.name for f in fields(ItemView) if f.name not in ("text", "text_utf8"))
 _VALUES = attrgetter(*_NAMES)
 
 
@@ -98,7 +98,7 @@ class Evaluator:
             return
         try:
             pairs = zip(views, texts, strict=True)
-            texts = [t if v.text is None else v.text.encode() for v, t in pairs]
+            texts = [t if (given := _utf8(v)) is None else given for v, t in pairs]
             lengths = [-1 if t is None else len(t) for t in texts]
             values = [_VALUES(v) for v in views]
             head = pickle.dumps((values, lengths), protocol=pickle.HIGHEST_PROTOCOL)
@@ -120,7 +120,7 @@ class Evaluator:
                     self.rules._disable(by_number[number], key)
                 return [RuleOutcome(d, t, c) for d, t, c in outcomes]
         return [
-            apply_rules(self.rules, view if text is None else replace(view, text=text.decode()))
+            apply_rules(self.rules, view if text is None else replace(view, text_utf8=text))
             for view, text in zip(views, texts, strict=True)
         ]
 
@@ -167,6 +167,13 @@ class Evaluator:
         assert self._proc is not None and self._proc.stdout is not None
         out = self._proc.stdout.fileno()
         return _read_exactly(out, int.from_bytes(_read_exactly(out, _HEADER), "big"))
+
+
+def _utf8(view: ItemView) -> bytes | None:
+    """The view's text as UTF-8, where it has one."""
+    if view.text_utf8 is not None:
+        return view.text_utf8
+    return None if view.text is None else view.text.encode()
 
 
 def _write_all(fd: int, *parts: bytes) -> None:
@@ -233,9 +240,9 @@ def child_main() -> None:
         for one, length in zip(values, lengths, strict=True):
             text = None
             if length >= 0:
-                text = str(blob[at : at + length], "utf-8")
+                text = bytes(blob[at : at + length])
                 at += length
-            view = ItemView(**dict(zip(_NAMES, one, strict=True)), text=text)
+            view = ItemView(**dict(zip(_NAMES, one, strict=True)), text_utf8=text)
             outcome = apply_rules(rules, view)
             outcomes.append((outcome.dropped, outcome.title, outcome.categories))
             if len(rules._disabled) > len(reported):

@@ -137,10 +137,9 @@ def _utf8_postgresql(element: _UTF8, compiler: Any, **kw: Any) -> str:
 
 
 def _text(plain: bytes | None, body: str | None) -> str | None:
-    """The plain text read (``_read``), else derived from the body read in its place."""
-    if plain is not None:
-        return plain.decode()
-    return None if body is None else body_text(body)
+    """The text derived from the body read where no plain text was (``_read``); None
+    where the plain text was read (the view carries it as UTF-8, ``text_utf8``)."""
+    return None if plain is not None or body is None else body_text(body)
 
 
 def _utf8(plain: bytes | None, body: str | None) -> bytes | None:
@@ -217,7 +216,8 @@ def _stored_batches(
     """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with its text as
     UTF-8 and the rest of its row: ``_HASHED`` where ``hashed`` (items' own columns) as the
     driver gives it (``_hashed`` converts it), else nothing. ``decoded``: the view has its
-    text and the UTF-8 is None; else the view's text is None, the UTF-8 is what was read.
+    text (as read, UTF-8: ``text_utf8``) and the UTF-8 beside it is None; else the view has
+    none, the UTF-8 beside it is what was read (or derived) for a child process.
 
     Read on the driver, each value used as it comes (no type's conversion, no Row): what
     SQLAlchemy made of 100,000 rows cost more than SQLite's reading them (issue 16)."""
@@ -239,6 +239,7 @@ def _stored_batches(
                 author=author,
                 link=link,
                 text=_text(plain, body) if decoded else None,
+                text_utf8=plain if decoded else None,
             )
             stored = Stored(item_id, view, title, bool(dropped), filed.get(item_id, unfiled), post)
             batch.append((stored, None if decoded else _utf8(plain, body), row[_READ:]))
@@ -370,6 +371,7 @@ def may_change(conn: Connection, change: Edit) -> tuple[int, list[int]]:
                 author=author,
                 link=link,
                 text=_text(plain, body),
+                text_utf8=plain,
             )
             if change.may_change(view):
                 flagged.append(item_id)
