@@ -23,7 +23,6 @@ import contextlib
 import os
 import pickle
 import resource
-import selectors
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from aggregator import pipes
 from aggregator.errors import ParseError, Unparseable
 
 T = TypeVar("T")
@@ -56,7 +56,6 @@ MAX_CALLS = 1000
 RETIRE_RSS = 256 * 1024**2
 
 _CHILD = "from aggregator.parse.budget import child_main; child_main()"
-_HEADER = 8
 
 
 def run_with_budget(func: Callable[..., T], *args: Any, timeout: float) -> T:
@@ -96,10 +95,9 @@ class _Child:
     def call(self, payload: bytes, deadline: float) -> tuple[bool, object, bool]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.calls += 1
-        _write_all(self.proc.stdin.fileno(), len(payload).to_bytes(_HEADER, "big") + payload)
+        pipes.write_message(self.proc.stdin.fileno(), payload)
         out = self.proc.stdout.fileno()
-        size = int.from_bytes(_read_exactly(out, _HEADER, deadline), "big")
-        answer: tuple[bool, object, bool] = pickle.loads(_read_exactly(out, size, deadline))
+        answer: tuple[bool, object, bool] = pickle.loads(pipes.read_message(out, deadline))
         return answer
 
     def alive(self) -> bool:
@@ -192,29 +190,6 @@ _POOL = _Pool()
 atexit.register(_POOL.close)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view[: 1 << 20]) :]
-
-
-def _read_exactly(fd: int, size: int, deadline: float) -> bytes:
-    """``size`` bytes from a pipe, or ``TimeoutError`` at the deadline, ``EOFError`` on EOF."""
-    chunks: list[bytes] = []
-    with selectors.DefaultSelector() as selector:
-        selector.register(fd, selectors.EVENT_READ)
-        while size:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError
-            chunk = os.read(fd, min(size, 1 << 20))
-            if not chunk:
-                raise EOFError
-            chunks.append(chunk)
-            size -= len(chunk)
-    return b"".join(chunks)
-
-
 def child_main() -> None:
     """The child's loop: length-prefixed pickled calls in, (ok, value, retire) out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -227,8 +202,8 @@ def child_main() -> None:
     os.dup2(2, 1)
     stdin = sys.stdin.buffer
     while True:
-        header = stdin.read(_HEADER)
-        if len(header) < _HEADER:
+        header = stdin.read(pipes.HEADER)
+        if len(header) < pipes.HEADER:
             return  # the parent has gone
         func, args = pickle.loads(stdin.read(int.from_bytes(header, "big")))
         retire = False
@@ -243,7 +218,7 @@ def child_main() -> None:
             ok, result, retire = False, Unparseable(f"parser failed: {exc!r}"), True
         retire = retire or _peak_rss() > RETIRE_RSS
         data = pickle.dumps((ok, result, retire), protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(len(data).to_bytes(_HEADER, "big") + data)
+        stdout.write(len(data).to_bytes(pipes.HEADER, "big") + data)
         stdout.flush()
         if retire:
             return

@@ -33,16 +33,14 @@ from dataclasses import fields, replace
 from operator import attrgetter
 from typing import IO
 
+from aggregator import pipes
 from aggregator.rules import ItemView, RuleOutcome, RuleSet, apply_rules
 
 log = logging.getLogger("aggregator.rules")
 
 #: fcntl's F_SETPIPE_SZ (Linux; Python has it as fcntl.F_SETPIPE_SZ from 3.10, not typed)
 _F_SETPIPE_SZ = 1031
-#: buffers per writev (Linux's IOV_MAX)
-_IOV = 1024
 _CHILD = "from aggregator.rules.child import child_main; child_main()"
-_HEADER = 8
 #: the fields of an ItemView sent pickled: all but its text, sent as UTF-8 (``send``)
 _NAMES = tuple(f.name for f in fields(ItemView) if f.name not in ("text", "text_utf8"))
 _VALUES = attrgetter(*_NAMES)
@@ -102,7 +100,7 @@ class Evaluator:
             lengths = [-1 if t is None else len(t) for t in texts]
             values = [_VALUES(v) for v in views]
             head = pickle.dumps((values, lengths), protocol=pickle.HIGHEST_PROTOCOL)
-            self._write(len(head).to_bytes(_HEADER, "big") + head, *[t for t in texts if t])
+            self._write(len(head).to_bytes(pipes.HEADER, "big") + head, *[t for t in texts if t])
         except OSError as exc:
             self._fail(exc)
 
@@ -155,18 +153,12 @@ class Evaluator:
             self.close()
 
     def _write(self, *parts: bytes) -> None:
-        """One message: its length, then ``parts`` (written from where they are: no copy
-        of a batch's texts joined)."""
         assert self._proc is not None and self._proc.stdin is not None
-        fd = self._proc.stdin.fileno()
-        _write_all(fd, sum(map(len, parts)).to_bytes(_HEADER, "big"))
-        for start in range(0, len(parts), _IOV):
-            _write_all(fd, *parts[start : start + _IOV])
+        pipes.write_message(self._proc.stdin.fileno(), *parts)
 
     def _read(self) -> bytes:
         assert self._proc is not None and self._proc.stdout is not None
-        out = self._proc.stdout.fileno()
-        return _read_exactly(out, int.from_bytes(_read_exactly(out, _HEADER), "big"))
+        return pipes.read_message(self._proc.stdout.fileno())
 
 
 def _utf8(view: ItemView) -> bytes | None:
@@ -176,37 +168,13 @@ def _utf8(view: ItemView) -> bytes | None:
     return None if view.text is None else view.text.encode()
 
 
-def _write_all(fd: int, *parts: bytes) -> None:
-    views = [memoryview(p) for p in parts if p]
-    first = 0
-    while first < len(views):
-        done = os.writev(fd, views[first:])
-        while first < len(views) and done >= len(views[first]):
-            done -= len(views[first])
-            first += 1
-        if done:
-            views[first] = views[first][done:]
-
-
-def _read_exactly(fd: int, size: int) -> bytes:
-    """``size`` bytes from a pipe; ``EOFError`` where it ends first."""
-    parts: list[bytes] = []
-    while size:
-        part = os.read(fd, min(size, 1 << 20))
-        if not part:
-            raise EOFError
-        parts.append(part)
-        size -= len(part)
-    return b"".join(parts)
-
-
 def _drain(stdin: IO[bytes], inbox: queue.SimpleQueue[bytes | None]) -> None:
     """Read each message as it comes (the parent never waits on a full pipe while this
     process writes its answer); None at EOF."""
     fd = stdin.fileno()
     try:
         while True:
-            inbox.put(_read_exactly(fd, int.from_bytes(_read_exactly(fd, _HEADER), "big")))
+            inbox.put(pipes.read_message(fd))
     except (EOFError, OSError):
         inbox.put(None)
 
@@ -233,9 +201,9 @@ def child_main() -> None:
     while (message := inbox.get()) is not None:
         outcomes: list[tuple[bool, str, tuple[str, ...]]] = []
         disabled: list[tuple[int, str]] = []  #: (rule, the item it ran over its budget on)
-        size = int.from_bytes(message[:_HEADER], "big")
-        values, lengths = pickle.loads(message[_HEADER : _HEADER + size])
-        blob = memoryview(message)[_HEADER + size :]
+        size = int.from_bytes(message[: pipes.HEADER], "big")
+        values, lengths = pickle.loads(message[pipes.HEADER : pipes.HEADER + size])
+        blob = memoryview(message)[pipes.HEADER + size :]
         at = 0
         for one, length in zip(values, lengths, strict=True):
             text = None
@@ -250,5 +218,5 @@ def child_main() -> None:
                 reported.update(new)
                 disabled += [(n, view.key) for n in new]
         data = pickle.dumps((outcomes, disabled), protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(len(data).to_bytes(_HEADER, "big") + data)
+        stdout.write(len(data).to_bytes(pipes.HEADER, "big") + data)
         stdout.flush()

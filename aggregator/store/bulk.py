@@ -338,6 +338,9 @@ class Query:
         return plan
 
     def _padded(self, values: Sequence[Any]) -> tuple[int, Sequence[Any]]:
+        """The IN list's padded length (0: the statement has none) and ``values`` padded."""
+        if self.expanding is None:
+            return 0, values
         size = next(s for s in _SIZES if s >= len(values))
         if size == len(values):
             return size, values
@@ -348,12 +351,9 @@ class Query:
     ) -> list[Any]:
         """The result rows for ``params`` and the IN list ``values`` (at most CHUNK of them;
         none: no rows, no statement)."""
-        if self.expanding is not None:
-            if not values:
-                return []
-            size, values = self._padded(values)
-        else:
-            size = 0
+        if self.expanding is not None and not values:
+            return []
+        size, values = self._padded(values)
         sql, make_params, make_row = self._plan(conn.dialect, size)
         return [make_row(row) for row in driver(conn, sql, make_params(params or {}, values))]
 
@@ -363,12 +363,9 @@ class Query:
         """``rows``, as the driver gives them: no type converts a value (``converter``
         converts the ones a caller uses), no Row is made. For reads of many rows, where
         that costs more than the driver's own work."""
-        if self.expanding is not None:
-            if not values:
-                return []
-            size, values = self._padded(values)
-        else:
-            size = 0
+        if self.expanding is not None and not values:
+            return []
+        size, values = self._padded(values)
         sql, make_params, _ = self._plan(conn.dialect, size)
         return driver(conn, sql, make_params(params or {}, values))
 
