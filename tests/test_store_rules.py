@@ -757,3 +757,45 @@ def test_reapply_in_a_child_reads_each_body_text(
     assert "t2" not in keys(store)
     as_the_rules_make_them(store, ruleset)
     check(store)
+
+
+def test_reapply_runs_with_the_collector_paused_and_leaves_it_as_found(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No cyclic collection walks the re-application's live batches (issue 16: they cost
+    up to 0.7 s of 4 s); the collector is on again after it, and stays off where it was."""
+    import gc
+
+    monkeypatch.setattr(rulings, "CHILD_ITEMS", 10**9)
+    setup(store)
+    store.apply_items("em-a", [item(f"g{n}", "em-a", title=f"chip {n}") for n in range(300)], T0)
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    body = rulings._reapply
+
+    def watched(*args: Any) -> rulings.Reapplied:
+        gc.callbacks.append(seen)
+        try:
+            return body(*args)
+        finally:
+            gc.callbacks.remove(seen)
+
+    monkeypatch.setattr(rulings, "_reapply", watched)
+    filing, dropping = (
+        rules({"match": "chip", "action": "file", "to": ["tech"]}),
+        rules({"match": "chip 1", "action": "drop"}),
+    )
+    done = store.reapply_rules(filing, LATER)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert store.reapply_rules(dropping, LATER).dropped == 111
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    assert done.changed == 300
+    assert collections == []

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import logging
 import os
 import pickle
@@ -198,6 +199,9 @@ def child_main() -> None:
     if rules.digest != digest:
         sys.exit(f"rules child: the rules compiled again differ ({rules.digest} != {digest})")
     reported: set[int] = set()  #: the rules disabled over their budget, told the parent
+    # a batch makes no cycles: its views and outcomes go when the next comes (as in the
+    # parent, rulings.reapply), so no collection walks them
+    gc.disable()
     while (message := inbox.get()) is not None:
         outcomes: list[tuple[bool, str, tuple[str, ...]]] = []
         disabled: list[tuple[int, str]] = []  #: (rule, the item it ran over its budget on)

@@ -13,8 +13,11 @@ The digest of the rules the rows were made with is kept in ``meta``
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -443,12 +446,50 @@ def _keep(conn: Connection, rules: RuleSet) -> None:
         conn.execute(insert(applied), [{"position": r.number, "rule": r.said} for r in rules.rules])
 
 
+class _Collector:
+    """Pauses the cyclic garbage collector while re-applying (``paused``).
+
+    A re-application holds a few hundred thousand live tuples and records (a batch read,
+    one evaluated, one written), and every collection walks them all again: 0.3 s to
+    0.7 s of a 4 s re-application of 100,000 items (issue 16). It makes no cycles; what it
+    frees, reference counting frees. Counted, so threads that overlap leave the collector
+    as the first one found it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pausing = 0
+        self._was_enabled = False
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            if not self._pausing:
+                self._was_enabled = gc.isenabled()
+                gc.disable()
+            self._pausing += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._pausing -= 1
+                if not self._pausing and self._was_enabled:
+                    gc.enable()
+
+
+_COLLECTOR = _Collector()
+
+
 def reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     """Evaluate the stored items again when the rules differ from the stored digest: after
     an edit, only those the changed rules could act on (window.py), else every one.
 
     Read, evaluated and written a batch at a time; only the items whose outcome differs
     are written, in one statement per table and batch."""
+    with _COLLECTOR.paused():
+        return _reapply(conn, rules, now)
+
+
+def _reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     cats.lock_items(conn)
     stored = stored_digest(conn)
     value = digest_value(rules.digest)
