@@ -464,14 +464,15 @@ def test_reapply_a_batch_at_a_time_is_the_full_evaluation(
     """Items read, evaluated and written in batches (here of two) come out as one full
     evaluation makes them, counts and change stamps included: a moved item carries the
     re-application's stamp, an item left alone keeps its own. The same where a child
-    process evaluates each batch while this one writes the one before (rules/child.py)."""
+    process evaluates each batch while this one writes the one before (rules/child.py),
+    reading their views itself on a connection of its own (the first batch here)."""
     monkeypatch.setattr(rulings, "BATCH", 2)
     monkeypatch.setattr(rulings, "CHILD_ITEMS", 0 if child else 10**9)
-    used: list[bool] = []
+    used: list[tuple[bool, bool]] = []
 
     class Seen(rulings.Evaluator):
         def close(self) -> None:
-            used.append(self.in_child)
+            used.append((self.in_child, self.reads))
             super().close()
 
     monkeypatch.setattr(rulings, "Evaluator", Seen)
@@ -499,7 +500,7 @@ def test_reapply_a_batch_at_a_time_is_the_full_evaluation(
     moved = {k for k in after if after[k] != before[k]}
     assert moved == {"e0", "e1", "e3", "b0", "b1", "b2"}
     assert len({after[k] for k in moved}) == 1 and after["e1"] > max(before.values())
-    assert used[-1] is child
+    assert used[-1] == (child, child)
 
 
 def stamps(store: Store) -> dict[str, int]:
@@ -799,3 +800,90 @@ def test_reapply_runs_with_the_collector_paused_and_leaves_it_as_found(
         gc.enable()
     assert done.changed == 300
     assert collections == []
+
+
+def test_a_child_reads_the_stored_items_as_the_writer_saw_them(store: Store) -> None:
+    """The views a child reads (``snapshot_views``, on its own read-only connection) are
+    the ones the re-applying transaction saw when it gave the child its ``Reading``: not
+    its own writes since (uncommitted), and on PostgreSQL not another's commit since
+    (the exported snapshot; SQLite's write lock lets none commit)."""
+    setup(store)
+    store.apply_items(
+        "em-a",
+        [item("s1", "em-a", title="first"), item("s2", "em-a", title="second")],
+        T0,
+    )
+    store.apply_items(
+        "kj-b", [item("s1", "kj-b", title="first"), item("s3", "kj-b", title="third")], T0
+    )
+    with store.engine.connect() as conn:
+        ids = {k: i for k, i in conn.execute(select(items.c.key, items.c.id))}
+    wanted = sorted(ids.values())
+    with store.engine.connect() as conn, conn.begin():
+        rulings.cats.lock_items(conn)
+        reading = rulings._reading(conn, ["text", "title"])
+        assert reading is not None and (reading.snapshot is None) == (conn.dialect.name == "sqlite")
+        conn.execute(update(items).where(items.c.key == "s1").values(title="written here"))
+        if conn.dialect.name == "postgresql":
+            with store.engine.begin() as other:  # a writer that does not take the lock
+                other.execute(update(items).where(items.c.key == "s2").values(title="another's"))
+        with rulings.snapshot_views(reading) as views_of:
+            read, views = views_of(wanted)
+        assert read == wanted
+        seen = {v.key: (v.title, v.sources, v.categories) for v in views}
+        assert seen == {
+            "s1": ("first", ("em-a", "kj-b"), ("news",)),
+            "s2": ("second", ("em-a",), ("news",)),
+            "s3": ("third", ("kj-b",), ("news",)),
+        }
+        # and what this transaction reads itself is its own write
+        assert rulings._views_of(conn, ["title"], [ids["s1"]])[1][0].title == "written here"
+
+
+@pytest.mark.parametrize("where", ["nowhere", "another store"])
+def test_a_child_that_cannot_read_or_reads_other_items_leaves_this_process_to_evaluate(
+    store: Store, tmp_path: Any, caplog: pytest.LogCaptureFixture, where: str
+) -> None:
+    """A child that cannot open the store, or reads other items than were sent (ids as
+    read, checked), is given up: every batch is read and evaluated here, as it would be."""
+    import logging
+
+    from aggregator.rules.child import Reading
+
+    setup(store)
+    store.apply_items(
+        "em-a", [item(f"n{n}", "em-a", title=f"chip {n}" if n % 2 else "x") for n in range(6)], T0
+    )
+    if where == "another store":  # a store whose items are others: other ids
+        other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
+        setup(other)
+        other.apply_items("em-a", [item("o1", "em-a", title="chip")], T0)
+        url = f"sqlite:///{tmp_path / 'other.db'}"
+        other.close()
+    else:
+        url = f"sqlite:///{tmp_path / 'missing' / 'none.db'}"
+    ruleset = rules({"match": "chip", "action": "file", "to": ["tech"]})
+    with store.engine.connect() as conn:
+        wanted = sorted(conn.execute(select(items.c.id)).scalars())
+
+        def views_of(ids: Any) -> Any:
+            return rulings._views_of(conn, ruleset.fields, ids)
+
+        reading = Reading(url, None, tuple(ruleset.fields))
+        with (
+            caplog.at_level(logging.WARNING, logger="aggregator.rules"),
+            rulings.Evaluator(ruleset, child=True, reading=reading, views_of=views_of) as ev,
+        ):
+            assert ev.reads
+            ev.send_ids(wanted[:3])
+            ev.send_ids(wanted[3:])
+            got = ev.receive() + ev.receive()
+            assert not ev.in_child
+        here = [apply_rules(ruleset, v) for v in views_of(wanted)[1]]
+    assert [(o.dropped, o.title, o.categories) for o in got] == [
+        (o.dropped, o.title, o.categories) for o in here
+    ]
+    assert [o.categories for o in got].count(("news", "tech")) == 3
+    assert "their child process failed" in caplog.text
+    if where == "another store":
+        assert "it read 1 of 3 items" in caplog.text  # o1 shares an id with n0

@@ -7,12 +7,20 @@ evaluation off the parent's path, on a second core:
 
     parent ──views of batch k (pickled)──▶ child ──(dropped, title, categories)…──▶ parent
 
+Where the store can be read from a second connection (``Reading``: a SQLite
+file, or PostgreSQL in the parent's exported snapshot), the child reads the
+views itself, bodies' texts and all (200 MB for 100,000 stored items), and the
+parent sends only the ids of each batch:
+
+    parent ──ids of batch k──▶ child ──reads their views, evaluates──▶ ids, outcomes…──▶ parent
+
 The child is a plain interpreter on pipes (``subprocess``, as parse/budget.py:
 safe from a threaded daemon, no fork), in its own session (a terminal's Ctrl-C
 is for the parent); it compiles the rules again from what each says
-(``Rule.said``) and exits when its stdin closes. Deciding only: the parent keeps
-the database. Where no child starts, or one fails, the batches are evaluated in
-the parent: the same outcomes, one core.
+(``Rule.said``) and exits when its stdin closes. It never writes: the parent
+keeps the transaction, the child only reads in it (store/rulings.py,
+``snapshot_views``). Where no child starts, or one fails, the batches are
+evaluated in the parent: the same outcomes, one core.
 """
 
 from __future__ import annotations
@@ -29,8 +37,8 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import fields, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from operator import attrgetter
 from typing import IO
 
@@ -41,10 +49,25 @@ log = logging.getLogger("aggregator.rules")
 
 #: fcntl's F_SETPIPE_SZ (Linux; Python has it as fcntl.F_SETPIPE_SZ from 3.10, not typed)
 _F_SETPIPE_SZ = 1031
-_CHILD = "from aggregator.rules.child import child_main; child_main()"
+#: at EOF the child leaves without tearing its heap down (0.1 s the parent's ``close``
+#: would wait for): each answer was flushed as it went, its reading transaction is over
+_CHILD = "from aggregator.rules.child import child_main; child_main(); import os; os._exit(0)"
 #: the fields of an ItemView sent pickled: all but its text, sent as UTF-8 (``send``)
 _NAMES = tuple(f.name for f in fields(ItemView) if f.name not in ("text", "text_utf8"))
 _VALUES = attrgetter(*_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """Where a child reads the views of stored items itself (store/rulings.py)."""
+
+    url: str  #: the store's database URL, password and all (sent on a pipe, never argv)
+    snapshot: str | None  #: PostgreSQL: the parent's exported snapshot; SQLite: none needed
+    fields: tuple[str, ...]  #: the fields the rules read (``RuleSet.fields``)
+
+
+#: ids of stored items -> (their ids as read, their views), read in this process
+ViewsOf = Callable[[Sequence[int]], tuple[Sequence[int], Sequence[ItemView]]]
 
 
 class Evaluator:
@@ -55,18 +78,38 @@ class Evaluator:
     writes what the rules made of each item, not which rule made it.
     """
 
-    def __init__(self, rules: RuleSet, *, child: bool) -> None:
-        """``child``: evaluate in a second process (where there is a second core)."""
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        child: bool,
+        reading: Reading | None = None,
+        views_of: ViewsOf | None = None,
+    ) -> None:
+        """``child``: evaluate in a second process (where there is a second core).
+        ``reading`` and ``views_of``: batches are sent as ids (``send_ids``); the child
+        reads their views where ``reading`` says, this process with ``views_of``."""
         self.rules = rules
-        #: the batches sent and not yet received: their views and texts
-        self._sent: deque[tuple[Sequence[ItemView], Sequence[bytes | None]]] = deque()
+        #: the batches sent and not yet received: their views and texts, or their ids (in a
+        #: tuple of one: evaluated here)
+        self._sent: deque[
+            tuple[Sequence[ItemView], Sequence[bytes | None]] | list[int] | tuple[list[int]]
+        ]
+        self._sent = deque()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._reading = reading if views_of is not None else None
+        self._views_of = views_of
         if child and rules.rules and (os.cpu_count() or 1) > 1:
             self._start()
 
     @property
     def in_child(self) -> bool:
         return self._proc is not None
+
+    @property
+    def reads(self) -> bool:
+        """A child reads each batch's views itself: send their ids (``send_ids``)."""
+        return self._proc is not None and self._reading is not None
 
     def _start(self) -> None:
         try:
@@ -82,7 +125,8 @@ class Evaluator:
             with contextlib.suppress(OSError):  # a larger pipe: fewer wake-ups per batch
                 fcntl.fcntl(self._proc.stdin.fileno(), _F_SETPIPE_SZ, 1 << 20)
             said = [r.said for r in self.rules.rules]
-            self._write(pickle.dumps((said, self.rules.digest), protocol=pickle.HIGHEST_PROTOCOL))
+            start = (said, self.rules.digest, self._reading)
+            self._write(pickle.dumps(start, protocol=pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
             self._fail(exc)
 
@@ -105,19 +149,44 @@ class Evaluator:
         except OSError as exc:
             self._fail(exc)
 
+    def send_ids(self, ids: list[int], *, here: bool = False) -> None:
+        """Evaluate the stored items ``ids`` (in id order): the child reads their views
+        (``reads``); ``here``, or where it fails, this process (``views_of``)."""
+        assert self._views_of is not None, "send_ids needs views_of"
+        self._sent.append((ids,) if here else ids)
+        if self._proc is None or here:
+            return
+        try:
+            self._write(pickle.dumps(ids, protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError as exc:
+            self._fail(exc)
+
     def receive(self) -> list[RuleOutcome]:
         """The outcomes of the oldest batch sent and not yet received, in its order."""
-        views, texts = self._sent.popleft()
-        if self._proc is not None:
+        sent = self._sent.popleft()
+        if isinstance(sent, tuple) and len(sent) == 1:  # ids evaluated here (``send_ids``)
+            sent = sent[0]
+        elif self._proc is not None:
             try:
-                outcomes, disabled = pickle.loads(self._read())
-            except (OSError, EOFError, pickle.UnpicklingError) as exc:
+                read, outcomes, disabled = pickle.loads(self._read())
+                if isinstance(sent, list) and read != sent:
+                    raise LookupError(f"it read {len(read)} of {len(sent)} items")
+            except (OSError, EOFError, pickle.UnpicklingError, LookupError) as exc:
                 self._fail(exc)
             else:
                 by_number = {r.number: r for r in self.rules.rules}
                 for number, key in disabled:
                     self.rules._disable(by_number[number], key)
                 return [RuleOutcome(d, t, c) for d, t, c in outcomes]
+        if isinstance(sent, list):
+            assert self._views_of is not None
+            read, views = self._views_of(sent)
+            if list(read) != sent:
+                raise LookupError(
+                    f"stored items gone while re-applying: read {len(read)} of {len(sent)}"
+                )
+            return [apply_rules(self.rules, view) for view in views]
+        views, texts = sent
         return [
             apply_rules(self.rules, view if text is None else replace(view, text_utf8=text))
             for view, text in zip(views, texts, strict=True)
@@ -194,33 +263,70 @@ def child_main() -> None:
     first = inbox.get()
     if first is None:
         return
-    said, digest = pickle.loads(first)
+    said, digest, reading = pickle.loads(first)
     rules = rules_from_json(said)
     if rules.digest != digest:
         sys.exit(f"rules child: the rules compiled again differ ({rules.digest} != {digest})")
-    reported: set[int] = set()  #: the rules disabled over their budget, told the parent
     # a batch makes no cycles: its views and outcomes go when the next comes (as in the
     # parent, rulings.reapply), so no collection walks them
     gc.disable()
+    if reading is None:
+        _evaluate_sent(rules, inbox, stdout)
+        return
+    from aggregator.store.rulings import snapshot_views  # the store's reading, in this process
+
+    with snapshot_views(reading) as views_of:
+        _evaluate_read(rules, inbox, stdout, views_of)
+
+
+def _evaluate_sent(
+    rules: RuleSet, inbox: queue.SimpleQueue[bytes | None], stdout: IO[bytes]
+) -> None:
+    """Batches of views (pickled) and their texts (UTF-8) in, their outcomes out."""
+    told: set[int] = set()
     while (message := inbox.get()) is not None:
-        outcomes: list[tuple[bool, str, tuple[str, ...]]] = []
-        disabled: list[tuple[int, str]] = []  #: (rule, the item it ran over its budget on)
         size = int.from_bytes(message[: pipes.HEADER], "big")
         values, lengths = pickle.loads(message[pipes.HEADER : pipes.HEADER + size])
         blob = memoryview(message)[pipes.HEADER + size :]
+        views: list[ItemView] = []
         at = 0
         for one, length in zip(values, lengths, strict=True):
             text = None
             if length >= 0:
                 text = bytes(blob[at : at + length])
                 at += length
-            view = ItemView(**dict(zip(_NAMES, one, strict=True)), text_utf8=text)
-            outcome = apply_rules(rules, view)
-            outcomes.append((outcome.dropped, outcome.title, outcome.categories))
-            if len(rules._disabled) > len(reported):
-                new = [n for n in rules.disabled if n not in reported]
-                reported.update(new)
-                disabled += [(n, view.key) for n in new]
-        data = pickle.dumps((outcomes, disabled), protocol=pickle.HIGHEST_PROTOCOL)
-        stdout.write(len(data).to_bytes(pipes.HEADER, "big") + data)
-        stdout.flush()
+            views.append(ItemView(**dict(zip(_NAMES, one, strict=True)), text_utf8=text))
+        _answer(rules, views, None, told, stdout)
+
+
+def _evaluate_read(
+    rules: RuleSet, inbox: queue.SimpleQueue[bytes | None], stdout: IO[bytes], views_of: ViewsOf
+) -> None:
+    """Batches of ids in; their views read here, their ids as read and outcomes out."""
+    told: set[int] = set()
+    while (message := inbox.get()) is not None:
+        read, views = views_of(pickle.loads(message))
+        _answer(rules, views, list(read), told, stdout)
+
+
+def _answer(
+    rules: RuleSet,
+    views: Sequence[ItemView],
+    read: list[int] | None,
+    told: set[int],
+    stdout: IO[bytes],
+) -> None:
+    """The outcomes of ``views`` to the parent (with the ids ``read``), and the rules
+    disabled over their budget since the last answer (``told``: those said before)."""
+    outcomes: list[tuple[bool, str, tuple[str, ...]]] = []
+    disabled: list[tuple[int, str]] = []  #: (rule, the item it ran over its budget on)
+    for view in views:
+        outcome = apply_rules(rules, view)
+        outcomes.append((outcome.dropped, outcome.title, outcome.categories))
+        if len(rules._disabled) > len(told):
+            new = [n for n in rules.disabled if n not in told]
+            told.update(new)
+            disabled += [(n, view.key) for n in new]
+    data = pickle.dumps((read, outcomes, disabled), protocol=pickle.HIGHEST_PROTOCOL)
+    stdout.write(len(data).to_bytes(pipes.HEADER, "big") + data)
+    stdout.flush()

@@ -14,6 +14,7 @@ The digest of the rules the rows were made with is kept in ``meta``
 from __future__ import annotations
 
 import gc
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -46,12 +47,13 @@ from aggregator.rules import (
     body_text,
     rules_from_json,
 )
-from aggregator.rules.child import Evaluator
+from aggregator.rules.child import Evaluator, Reading
 from aggregator.rules.window import Edit, edit
 from aggregator.store import bodies as texts
 from aggregator.store import categories as cats
 from aggregator.store import counts
 from aggregator.store.bulk import CHUNK, Inserts, Query, chunks, upsert
+from aggregator.store.engine import is_sqlite_memory, make_engine
 from aggregator.store.merge import shown_hash
 from aggregator.store.schema import applied_rules as applied
 from aggregator.store.schema import item_categories, item_versions, items, meta
@@ -173,18 +175,19 @@ def stored_items(
 _HASHED = (_i.infocode, _i.published, _i.updated, _i.enclosures, _i.body)
 #: how many columns ``_read`` selects before ``_HASHED``
 _READ = 11
-#: the statements ``_read`` made: (text read, content read, hashed, by id list) -> statement
-_READS: dict[tuple[bool, bool, bool, bool], Query] = {}
+#: the statements ``_read`` made: (text read, content read, hashed, which items) -> statement
+_READS: dict[tuple[bool, bool, bool, str], Query] = {}
 
 
-def _read(fields: Collection[str], *, hashed: bool, listed: bool) -> Query:
+def _read(fields: Collection[str], *, hashed: bool, which: str) -> Query:
     """The statement reading items in id order for rules reading ``fields``: the item's
     id, key, title, base_title, dropped, author, link, post_category; its body's plain text
     (and its body, only where no plain text was derived, bodies.py) for ``text``; its body
     for ``content``: NULL for a field no rule reads. Then ``_HASHED`` where ``hashed``.
-    Those after id ``last`` (``limit`` of them), or (``listed``) those of the IN list."""
+    ``which``: "after" (``limit`` of those after id ``last``), "between" (ids ``lo`` to
+    ``hi``) or "listed" (those of the IN list ``ids``)."""
     text, content = "text" in fields, "content" in fields
-    made = (text, content, hashed, listed)
+    made = (text, content, hashed, which)
     query = _READS.get(made)
     if query is not None:
         return query
@@ -200,11 +203,13 @@ def _read(fields: Collection[str], *, hashed: bool, listed: bool) -> Query:
     stmt = select(*columns, *(_HASHED if hashed else ()))
     if text or content:
         stmt = stmt.select_from(texts.joined(items))
-    if listed:
+    if which == "listed":
         stmt = stmt.where(_i.id.in_(bindparam("ids", expanding=True)))
+    elif which == "between":
+        stmt = stmt.where(_i.id.between(bindparam("lo"), bindparam("hi")))
     else:
         stmt = stmt.where(_i.id > bindparam("last")).limit(bindparam("limit"))
-    query = _READS[made] = Query(stmt.order_by(_i.id), "ids" if listed else None)
+    query = _READS[made] = Query(stmt.order_by(_i.id), "ids" if which == "listed" else None)
     return query
 
 
@@ -215,24 +220,30 @@ def _stored_batches(
     ids: Sequence[int] | None = None,
     hashed: bool = False,
     decoded: bool = True,
+    carried: bool = True,
+    filings: bool = True,
 ) -> Iterator[list[tuple[Stored, bytes | None, Sequence[Any]]]]:
     """``stored_items``, ``BATCH`` (or ``BATCH_IDS``) at a time, each with its text as
     UTF-8 and the rest of its row: ``_HASHED`` where ``hashed`` (items' own columns) as the
     driver gives it (``_hashed`` converts it), else nothing. ``decoded``: the view has its
     text (as read, UTF-8: ``text_utf8``) and the UTF-8 beside it is None; else the view has
     none, the UTF-8 beside it is what was read (or derived) for a child process.
+    ``carried``: the view has the sources carrying the item and their categories; else
+    neither (a reader that only writes what a child evaluated needs them not).
+    ``filings``: ``Stored.filed`` is what the item is filed in; else empty (a reader that
+    only evaluates needs it not).
 
     Read on the driver, each value used as it comes (no type's conversion, no Row): what
     SQLAlchemy made of 100,000 rows cost more than SQLite's reading them (issue 16)."""
     none: _Carried = ((), ())
     unfiled: frozenset[str] = frozenset()
     for rows in _batches(conn, fields, hashed=hashed, ids=ids):
-        carried = _versions(conn, rows)
-        filed = _filed(conn, rows)
+        by_item = _versions(conn, rows) if carried else {}
+        filed = _filed(conn, rows) if filings else {}
         batch: list[tuple[Stored, bytes | None, Sequence[Any]]] = []
         for row in rows:
             item_id, key, title, base, dropped, author, link, post, plain, body, html = row[:_READ]
-            sources, categories = carried.get(item_id, none)
+            sources, categories = by_item.get(item_id, none)
             view = ItemView(
                 key=key,
                 title=base if base is not None else title,
@@ -253,7 +264,7 @@ def _hashed(conn: Connection, fields: Collection[str]) -> Callable[[Sequence[Any
     """The driver's values of ``_HASHED`` (``_stored_batches``) -> as their types read them:
     done only for the items written."""
     end = _READ + len(_HASHED)
-    return _read(fields, hashed=True, listed=False).converter(conn.dialect, _READ, end)
+    return _read(fields, hashed=True, which="after").converter(conn.dialect, _READ, end)
 
 
 def _batches(
@@ -261,15 +272,31 @@ def _batches(
 ) -> Iterator[list[tuple[Any, ...]]]:
     """``_read``'s rows, ``BATCH`` at a time in id order: every item, or those of ``ids``."""
     if ids is not None:
-        query = _read(fields, hashed=hashed, listed=True)
-        for part in chunks(sorted(ids), BATCH_IDS):
-            yield query.tuples(conn, values=part)
+        for part in chunks(sorted(ids), BATCH):
+            if rows := _rows_of(conn, fields, hashed, part):
+                yield rows
         return
-    query = _read(fields, hashed=hashed, listed=False)
+    query = _read(fields, hashed=hashed, which="after")
     last = 0
     while rows := query.tuples(conn, {"last": last, "limit": BATCH}):
         last = rows[-1][0]
         yield rows
+
+
+def _rows_of(
+    conn: Connection, fields: Collection[str], hashed: bool, ids: Sequence[int]
+) -> list[tuple[Any, ...]]:
+    """``_read``'s rows of the items ``ids`` (sorted): one range where they are most of
+    it (a child reading a batch the parent read by range: all of it), else IN lists."""
+    lo, hi = ids[0], ids[-1]
+    if hi - lo < 2 * len(ids):
+        rows = _read(fields, hashed=hashed, which="between").tuples(conn, {"lo": lo, "hi": hi})
+        if hi - lo + 1 == len(ids):
+            return rows
+        wanted = set(ids)
+        return [row for row in rows if row[0] in wanted]
+    listed = _read(fields, hashed=hashed, which="listed")
+    return [row for part in chunks(ids, BATCH_IDS) for row in listed.tuples(conn, values=part)]
 
 
 def _carried_by(conn: Connection, source_ids: Sequence[str]) -> list[int]:
@@ -505,9 +532,22 @@ def _reapply(conn: Connection, rules: RuleSet, now: datetime) -> Reapplied:
     writer = _Writer(conn, now)
     hashed = _hashed(conn, rules.fields)
     many = (len(ids) if ids is not None else _count(conn)) >= CHILD_ITEMS
-    with Evaluator(rules, child=many) as evaluator:
-        decoded = not evaluator.in_child  # a child decodes the texts itself
-        batches = _stored_batches(conn, rules.fields, ids=ids, hashed=True, decoded=decoded)
+    fields = rules.fields
+
+    def views_of(part: Sequence[int]) -> tuple[list[int], list[ItemView]]:
+        return _views_of(conn, fields, part)
+
+    reading = _reading(conn, fields) if many else None
+    with Evaluator(rules, child=many, reading=reading, views_of=views_of) as evaluator:
+        reads = evaluator.reads  # the child reads the views: this process, what it writes
+        batches = _stored_batches(
+            conn,
+            () if reads else fields,
+            ids=ids,
+            hashed=True,
+            decoded=not evaluator.in_child,  # a child decodes the texts itself
+            carried=not reads,
+        )
         for batch, outcomes in _evaluated(evaluator, batches):
             evaluated += len(batch)
             moved = [
@@ -538,15 +578,74 @@ def _evaluated(
     evaluator: Evaluator, batches: Iterator[list[tuple[Stored, bytes | None, Sequence[Any]]]]
 ) -> Iterator[tuple[list[tuple[Stored, bytes | None, Sequence[Any]]], list[RuleOutcome]]]:
     """Each batch with what the rules make of its items; the next batch is read and sent
-    before this one's outcomes are taken, so a child evaluates it while this one is written."""
+    before this one's outcomes are taken, so a child evaluates it while this one is written.
+    Where the child reads the views itself, only the batch's ids are sent; the first batch
+    is read and evaluated here while the child starts."""
     waiting: deque[list[tuple[Stored, bytes | None, Sequence[Any]]]] = deque()
-    for batch in batches:
-        evaluator.send([one.view for one, _, _ in batch], [text for _, text, _ in batch])
+    for n, batch in enumerate(batches):
+        if evaluator.reads:  # the first here: the child is starting (0.3 s), this would wait
+            evaluator.send_ids([one.item_id for one, _, _ in batch], here=n == 0)
+        else:
+            evaluator.send([one.view for one, _, _ in batch], [text for _, text, _ in batch])
         waiting.append(batch)
         if len(waiting) > 1:
             yield waiting.popleft(), evaluator.receive()
     while waiting:
         yield waiting.popleft(), evaluator.receive()
+
+
+def _views_of(
+    conn: Connection, fields: Collection[str], ids: Sequence[int]
+) -> tuple[list[int], list[ItemView]]:
+    """The stored items ``ids`` as rules reading ``fields`` see them: their ids as read
+    (an item gone is missing) and their views, with their texts."""
+    read: list[int] = []
+    views: list[ItemView] = []
+    for batch in _stored_batches(conn, fields, ids=ids, filings=False):
+        for one, _, _ in batch:
+            read.append(one.item_id)
+            views.append(one.view)
+    return read, views
+
+
+def _reading(conn: Connection, fields: Collection[str]) -> Reading | None:
+    """Where a child process can read the stored items as this transaction sees them:
+    a SQLite file (in WAL, a reader that begins after this writer sees what it saw, none
+    of its writes: no other writer commits while it holds the lock); PostgreSQL in the
+    snapshot this transaction exports. None: only this connection can (in-memory SQLite)."""
+    url = conn.engine.url
+    if is_sqlite_memory(url):
+        return None
+    snapshot = None
+    if conn.dialect.name == "postgresql":
+        snapshot = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+    return Reading(url.render_as_string(hide_password=False), snapshot, tuple(sorted(fields)))
+
+
+#: what PostgreSQL's pg_export_snapshot returns (checked: it is spliced into a SET)
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(-[0-9A-F]+)*")
+
+
+@contextmanager
+def snapshot_views(
+    reading: Reading,
+) -> Iterator[Callable[[Sequence[int]], tuple[list[int], list[ItemView]]]]:
+    """In a child process (rules/child.py): ids -> their ids as read and their views, read
+    on a read-only connection of this process, in one transaction that sees what the
+    parent's saw (``_reading``)."""
+    engine = make_engine(reading.url, readonly=True)
+    try:
+        with engine.connect() as conn:
+            if reading.snapshot is not None:
+                if not _SNAPSHOT_ID.fullmatch(reading.snapshot):
+                    raise ValueError(f"not a snapshot id: {reading.snapshot!r}")
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                if reading.snapshot is not None:
+                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{reading.snapshot}'")
+                yield lambda ids: _views_of(conn, reading.fields, ids)
+    finally:
+        engine.dispose()
 
 
 #: the values ``_Writer`` gives ``_UPDATE`` for each row (then "updated" and "changed",
